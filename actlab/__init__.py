@@ -1,0 +1,19 @@
+"""actlab: activation functions, their gradients, and what they do to training.
+
+Submodules: `activations`, `models`, `data`, `train`, `config`. They load on
+first use; none of them imports TensorFlow (only preparing CIFAR-10 does).
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+_SUBMODULES = ("activations", "models", "data", "train", "checkpoint", "config", "writers")
+
+
+def __getattr__(name: str):
+  if name in _SUBMODULES:
+    return importlib.import_module(f"actlab.{name}")
+  raise AttributeError(f"module 'actlab' has no attribute {name!r}")
+
+
+__all__ = list(_SUBMODULES)

@@ -1,0 +1,202 @@
+r"""Training throughput of the tutorial's LeNet5: actlab (JAX) vs PyTorch vs Keras.
+
+Each measurement runs in its own subprocess (so the frameworks never share
+threads or memory), and the frameworks take turns, repeat after repeat, so
+drift in a shared machine's speed hits all of them alike. Reports the median
+images/s over repeats and the ratio of each peer to actlab.
+
+  python scripts/benchmark_frameworks.py --repeats=5 --steps=30 \
+      --out=docs/benchmarks/frameworks_cpu.json
+
+Needs the `bench` extra for PyTorch (`pip install -e '.[bench]'`); Keras comes
+with tensorflow-cpu.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+BATCH = 256
+
+
+def _data(n_batches: int):
+  import numpy as np
+
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (n_batches * BATCH, 32, 32, 3), dtype=np.uint8)
+  y = rng.integers(0, 10, (n_batches * BATCH,), dtype=np.int32)
+  return x, y
+
+
+def bench_actlab(steps: int, warmup: int, scan: bool = False) -> float:
+  """actlab's own jitted step over the on-device dataset, as train.py runs it."""
+  import functools
+
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
+  from actlab import data, train
+  from experiments.configs import lenet5_cifar10
+
+  c = lenet5_cifar10.get_config()
+  model = train.make_model(c)
+  state = train.create_train_state(c, model, jax.random.key(0))
+  x, y = _data(steps)
+  x, y = jnp.asarray(x), jnp.asarray(y)
+  order = jnp.arange(x.shape[0])
+  common = dict(
+      batch_size=BATCH,
+      preprocess=functools.partial(data.scale_images, scaling="raw"),
+      batch_sharding=NamedSharding(train.make_mesh(), P("data")),
+  )
+  if scan:
+    # The rejected design: a whole run of steps as one lax.scan program.
+    def chunk(state, sums, x, y, order):
+      def body(carry, i):
+        s, m = train._train_on_indices(*carry, x, y, order, i, **common)  # noqa: SLF001
+        return (s, m), None
+
+      return jax.lax.scan(body, (state, sums), jnp.arange(steps))[0]
+
+    run = jax.jit(chunk, donate_argnums=(0, 1))
+    state, sums = run(state, train._zeros(), x, y, order)  # noqa: SLF001  (compile)
+    jax.block_until_ready(state)
+    t = time.perf_counter()
+    state, sums = run(state, sums, x, y, order)
+    jax.block_until_ready(state)
+    return steps * BATCH / (time.perf_counter() - t)
+
+  step = jax.jit(functools.partial(train._train_on_indices, **common), donate_argnums=(0, 1))  # noqa: SLF001
+  sums = train._zeros()  # noqa: SLF001
+  for i in range(warmup):
+    state, sums = step(state, sums, x, y, order, jnp.int32(i % steps))
+  jax.block_until_ready(state)
+  t = time.perf_counter()
+  for i in range(steps):
+    state, sums = step(state, sums, x, y, order, jnp.int32(i))
+  jax.block_until_ready(state)
+  return steps * BATCH / (time.perf_counter() - t)
+
+
+def bench_torch(steps: int, warmup: int) -> float:
+  import torch
+  from torch import nn
+
+  model = nn.Sequential(
+      nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+      nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+      nn.Conv2d(16, 120, 5, padding=2), nn.ReLU(), nn.Flatten(),
+      nn.Linear(7680, 84), nn.ReLU(), nn.Linear(84, 10),
+  )
+  assert sum(p.numel() for p in model.parameters()) == 697_046
+  opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+  loss_fn = nn.CrossEntropyLoss()
+  x, y = _data(steps)
+  # Same work as actlab's step: uint8 NHWC in memory, cast and laid out per batch.
+  x = torch.from_numpy(x)
+  y = torch.from_numpy(y).long()
+
+  def step(i):
+    xb = x[i * BATCH:(i + 1) * BATCH].permute(0, 3, 1, 2).float()
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(xb), y[i * BATCH:(i + 1) * BATCH])
+    loss.backward()
+    opt.step()
+
+  for i in range(warmup):
+    step(i % steps)
+  t = time.perf_counter()
+  for i in range(steps):
+    step(i)
+  return steps * BATCH / (time.perf_counter() - t)
+
+
+def bench_keras(steps: int, warmup: int) -> float:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import keras
+  from keras import layers
+
+  inputs = keras.Input((32, 32, 3))
+  h = layers.Conv2D(6, 5, padding="same", activation="relu")(inputs)
+  h = layers.MaxPool2D(2)(h)
+  h = layers.Conv2D(16, 5, padding="same", activation="relu")(h)
+  h = layers.MaxPool2D(2)(h)
+  h = layers.Conv2D(120, 5, padding="same", activation="relu")(h)
+  h = layers.Flatten()(h)
+  h = layers.Dense(84, activation="relu")(h)
+  outputs = layers.Dense(10, activation="softmax")(h)
+  model = keras.Model(inputs, outputs)
+  assert model.count_params() == 697_046
+  model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
+  x, y = _data(steps)
+  model.fit(x[: warmup * BATCH], y[: warmup * BATCH], batch_size=BATCH, epochs=1, verbose=0)
+  t = time.perf_counter()
+  model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+  return steps * BATCH / (time.perf_counter() - t)
+
+
+BENCHES = {
+    "actlab_jax": bench_actlab,
+    "actlab_jax_scan": lambda s, w: bench_actlab(s, w, scan=True),
+    "pytorch": bench_torch,
+    "keras_tensorflow": bench_keras,
+}
+
+
+def _one(name: str, steps: int, warmup: int) -> float:
+  env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+  out = subprocess.run(
+      [sys.executable, __file__, "--child", name, f"--steps={steps}", f"--warmup={warmup}"],
+      env=env, capture_output=True, text=True, check=False,
+  )
+  if out.returncode != 0:
+    raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
+  return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
+  parser.add_argument("--warmup", type=int, default=5)
+  parser.add_argument("--frameworks", default="actlab_jax,pytorch,keras_tensorflow,actlab_jax_scan")
+  parser.add_argument("--out", default="", help="write the results as JSON here")
+  parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    print(BENCHES[args.child](args.steps, args.warmup))
+    return
+  names = args.frameworks.split(",")
+  runs: dict[str, list[float]] = {n: [] for n in names}
+  for r in range(args.repeats):
+    for n in names:
+      runs[n].append(_one(n, args.steps, args.warmup))
+      print(f"repeat {r + 1}/{args.repeats} {n}: {runs[n][-1]:.0f} images/s", flush=True)
+  med = {n: statistics.median(v) for n, v in runs.items()}
+  base = med["actlab_jax"]
+  print(f"\n| framework | images/s (median of {args.repeats}) | min | max | ratio to actlab |")
+  print("|---|---:|---:|---:|---:|")
+  for n in names:
+    print(f"| {n} | {med[n]:.0f} | {min(runs[n]):.0f} | {max(runs[n]):.0f} | {med[n] / base:.2f} |")
+  if args.out:
+    result = {
+        "batch_size": BATCH, "steps": args.steps, "repeats": args.repeats,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "runs": runs, "median": med,
+        "ratio_to_actlab": {n: med[n] / base for n in names},
+    }
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,75 @@
+"""Test setup: strict JAX numerics and small, self-made CIFAR-10 copies."""
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+# Implicit rank promotion hides shape bugs; make it an error in tests.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck"]
+TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
+
+
+def cifar_records(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """`n` random images (N, 32, 32, 3) uint8 and labels, deterministic in seed."""
+  rng = np.random.default_rng(seed)
+  return (
+      rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+      rng.integers(0, 10, (n,), dtype=np.uint8),
+  )
+
+
+def to_binary(images: np.ndarray, labels: np.ndarray) -> bytes:
+  """The official record layout: label byte, then R, G, B planes row-major."""
+  planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+  return np.concatenate([labels[:, None], planes], axis=1).astype(np.uint8).tobytes()
+
+
+def make_fake_cifar10(root: Path, per_batch: int = 8, archive: bool = True):
+  """Writes a small CIFAR-10 in the official binary format.
+
+  Returns (path, members' SHA-256, {split: (images, labels)}).
+  """
+  members = {"batches.meta.txt": ("\n".join(LABEL_NAMES) + "\n").encode()}
+  train = [cifar_records(per_batch, seed=i) for i in range(5)]
+  for name, (x, y) in zip(TRAIN_FILES, train):
+    members[name] = to_binary(x, y)
+  test = cifar_records(per_batch, seed=99)
+  members["test_batch.bin"] = to_binary(*test)
+  digests = {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}
+  split = {
+      "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+      "test": test,
+  }
+  if archive:
+    path = root / "cifar-10-binary.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+      for name, payload in members.items():
+        info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+  else:
+    path = root / "cifar-10-batches-bin"
+    path.mkdir(parents=True)
+    for name, payload in members.items():
+      (path / name).write_bytes(payload)
+  return path, digests, split
+
+
+@pytest.fixture(scope="session")
+def fake_cifar10(tmp_path_factory):
+  """A fake official archive imported once into a TFDS data_dir."""
+  from actlab import data
+
+  root = tmp_path_factory.mktemp("fake_cifar10")
+  path, digests, split = make_fake_cifar10(root)
+  data_dir = root / "tfds"
+  data.import_cifar10(path, data_dir, expected_sha256=digests)
+  return data_dir, split

@@ -1,0 +1,100 @@
+"""CIFAR-10 through TFDS: offline import with digests, loading, scaling, errors."""
+
+import numpy as np
+import pytest
+
+from actlab import data
+from actlab.data import offline
+from conftest import make_fake_cifar10
+
+
+def _as_set(images, labels):
+  return sorted((x.tobytes(), int(y)) for x, y in zip(images, labels))
+
+
+def test_import_then_load_gives_the_archives_images(fake_cifar10):
+  data_dir, split = fake_cifar10
+  for name in ("train", "test"):
+    got = data.load(name, data_dir, download=False)
+    want_x, want_y = split[name]
+    assert got.images.dtype == np.uint8 and got.images.shape == want_x.shape
+    assert got.labels.dtype == np.int32
+    # TFDS stores examples in its own order; compare as sets of (image, label).
+    assert _as_set(got.images, got.labels) == _as_set(want_x, want_y)
+
+
+def test_import_from_extracted_folder(tmp_path):
+  path, digests, split = make_fake_cifar10(tmp_path, per_batch=2, archive=False)
+  data.import_cifar10(path, tmp_path / "tfds", expected_sha256=digests)
+  assert data.load("test", tmp_path / "tfds", download=False).images.shape == (2, 32, 32, 3)
+
+
+def test_official_digests_reject_a_fake_archive_by_member_name(tmp_path):
+  path, _, _ = make_fake_cifar10(tmp_path, per_batch=2)
+  with pytest.raises(data.ChecksumError, match=r"batches\.meta\.txt|data_batch_1\.bin"):
+    data.import_cifar10(path, tmp_path / "tfds")
+  assert not (tmp_path / "tfds").exists()
+
+
+def test_corrupted_member_is_named_and_nothing_is_written(tmp_path):
+  path, digests, _ = make_fake_cifar10(tmp_path, per_batch=2, archive=False)
+  blob = bytearray((path / "data_batch_3.bin").read_bytes())
+  blob[100] ^= 0xFF
+  (path / "data_batch_3.bin").write_bytes(bytes(blob))
+  with pytest.raises(data.ChecksumError) as err:
+    data.import_cifar10(path, tmp_path / "tfds", expected_sha256=digests)
+  assert "data_batch_3.bin" in str(err.value) and "download the archive again" in str(err.value)
+  assert not (tmp_path / "tfds").exists()
+
+
+def test_missing_member_and_missing_path(tmp_path):
+  path, digests, _ = make_fake_cifar10(tmp_path, per_batch=2, archive=False)
+  (path / "test_batch.bin").unlink()
+  with pytest.raises(FileNotFoundError, match="test_batch.bin is missing"):
+    data.import_cifar10(path, tmp_path / "tfds", expected_sha256=digests)
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    data.import_cifar10(tmp_path / "nope.tar.gz", tmp_path / "tfds")
+
+
+def test_not_a_tar_archive(tmp_path):
+  bad = tmp_path / "cifar-10-binary.tar.gz"
+  bad.write_bytes(b"not a tarball")
+  with pytest.raises(data.ChecksumError, match="not a readable tar archive"):
+    data.import_cifar10(bad, tmp_path / "tfds")
+
+
+def test_missing_data_offline_says_how_to_import(tmp_path):
+  with pytest.raises(data.DataNotFoundError) as err:
+    data.load("train", tmp_path / "empty", download=False)
+  msg = str(err.value)
+  assert "python -m actlab.data import" in msg and "cifar-10-binary.tar.gz" in msg
+  assert str(tmp_path / "empty") in msg
+
+
+def test_failed_download_says_how_to_import(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+
+  def no_network(self, *a, **k):
+    raise ConnectionError("Name or service not known")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+  with pytest.raises(data.DataNotFoundError, match="downloading it failed.*Name or service"):
+    data.prepare(tmp_path, download=True)
+
+
+def test_scalings():
+  x = np.array([[[[0, 128, 255]]]], np.uint8)
+  np.testing.assert_allclose(data.scale_images(x, "raw"), [[[[0, 128, 255]]]])
+  np.testing.assert_allclose(data.scale_images(x, "unit"), [[[[0, 128 / 255, 1]]]])
+  mean, std = data.cifar10.channel_stats(np.stack([x[0], 255 - x[0]]))
+  z = np.asarray(data.scale_images(np.stack([x[0], 255 - x[0]]), "standardize", mean, std))
+  np.testing.assert_allclose(z.reshape(-1, 3).mean(0), 0, atol=1e-4)
+  np.testing.assert_allclose(z.reshape(-1, 3).std(0), 1, atol=1e-4)
+  with pytest.raises(ValueError, match="Unknown input scaling"):
+    data.scale_images(x, "minmax")
+
+
+def test_member_digest_table_matches_the_official_release():
+  assert set(offline.MEMBER_SHA256) == {
+      "batches.meta.txt", "test_batch.bin", *(f"data_batch_{i}.bin" for i in range(1, 6))
+  }
