@@ -15,6 +15,7 @@ class ConfigError(ValueError):
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")
 
 
@@ -76,9 +77,16 @@ def _one_of(config: ml_collections.ConfigDict, field: str, choices) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first bad field and what it should be."""
-  for field in ("batch_size", "num_epochs", "log_every_steps", "seed_count"):
-    if field in config:
-      _positive_int(config, field)
+  for field in ("batch_size", "num_epochs", "log_every_steps", "keep_checkpoints",
+                "max_consecutive_skips"):
+    _positive_int(config, field)
+  every = config.checkpoint_every_steps
+  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+    raise ConfigError(
+        f"config.checkpoint_every_steps must be 0 (per epoch only) or a positive"
+        f" integer, got {every!r}."
+    )
+  _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
   if "seed" in config and (isinstance(config.seed, bool) or not isinstance(config.seed, int)):
     raise ConfigError(f"config.seed must be an integer, got {config.seed!r}.")
   _positive_float(config, "learning_rate")

@@ -15,10 +15,16 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from actlab import data, train
+from actlab.checkpoint import CheckpointError
 from actlab.config import ConfigError
+from actlab.workdir import WorkdirError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
+flags.DEFINE_bool(
+    "allow_config_change", False,
+    "Continue a workdir whose saved config differs from --config (default: refuse).",
+)
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (a get_config() module).", lock_config=True
 )
@@ -32,9 +38,17 @@ def main(argv):
   pylogging.getLogger("absl").setLevel(pylogging.WARNING)
   logging.info("JAX devices: %s", jax.devices())
   try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (ConfigError, data.DataNotFoundError, data.ChecksumError) as e:
-    # Bad input, not a bug: the message says what to do; no traceback.
+    train.train_and_evaluate(
+        FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
+    )
+  except train.Preempted as e:
+    print(e, file=sys.stderr)
+    sys.exit(train.PREEMPTED_EXIT_CODE)
+  except (
+      ConfigError, WorkdirError, CheckpointError, train.NonFiniteError,
+      data.DataNotFoundError, data.ChecksumError,
+  ) as e:
+    # Expected failures, not bugs: the message says what to do; no traceback.
     sys.exit(f"error: {e}")
   print(json.dumps(train.final_summary(FLAGS.workdir), indent=2))
 

@@ -45,6 +45,7 @@ def bench_actlab(steps: int, warmup: int, scan: bool = False) -> float:
   from jax.sharding import PartitionSpec as P
 
   from actlab import data, train
+  from actlab import steps as steps_lib
   from experiments.configs import lenet5_cifar10
 
   c = lenet5_cifar10.get_config()
@@ -62,21 +63,21 @@ def bench_actlab(steps: int, warmup: int, scan: bool = False) -> float:
     # The rejected design: a whole run of steps as one lax.scan program.
     def chunk(state, sums, x, y, order):
       def body(carry, i):
-        s, m = train._train_on_indices(*carry, x, y, order, i, **common)  # noqa: SLF001
+        s, m = steps_lib.train_on_indices(*carry, x, y, order, i, **common)
         return (s, m), None
 
       return jax.lax.scan(body, (state, sums), jnp.arange(steps))[0]
 
     run = jax.jit(chunk, donate_argnums=(0, 1))
-    state, sums = run(state, train._zeros(), x, y, order)  # noqa: SLF001  (compile)
+    state, sums = run(state, steps_lib.zeros(), x, y, order)  # compiles
     jax.block_until_ready(state)
     t = time.perf_counter()
     state, sums = run(state, sums, x, y, order)
     jax.block_until_ready(state)
     return steps * BATCH / (time.perf_counter() - t)
 
-  step = jax.jit(functools.partial(train._train_on_indices, **common), donate_argnums=(0, 1))  # noqa: SLF001
-  sums = train._zeros()  # noqa: SLF001
+  step = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
+  sums = steps_lib.zeros()
   for i in range(warmup):
     state, sums = step(state, sums, x, y, order, jnp.int32(i % steps))
   jax.block_until_ready(state)

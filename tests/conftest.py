@@ -2,6 +2,9 @@
 
 import hashlib
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import pytest
 
 # Implicit rank promotion hides shape bugs; make it an error in tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
@@ -30,6 +35,19 @@ def to_binary(images: np.ndarray, labels: np.ndarray) -> bytes:
   """The official record layout: label byte, then R, G, B planes row-major."""
   planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
   return np.concatenate([labels[:, None], planes], axis=1).astype(np.uint8).tobytes()
+
+
+def python_env() -> dict[str, str]:
+  """Environment for a subprocess that imports actlab and experiments."""
+  return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+
+
+def run_python(*args, timeout=300) -> subprocess.CompletedProcess:
+  """Runs `python *args` in the repository root and waits for it."""
+  return subprocess.run(
+      [sys.executable, *args], cwd=ROOT, env=python_env(), capture_output=True,
+      text=True, timeout=timeout,
+  )
 
 
 def make_fake_cifar10(root: Path, per_batch: int = 8, archive: bool = True):
@@ -63,13 +81,23 @@ def make_fake_cifar10(root: Path, per_batch: int = 8, archive: bool = True):
   return path, digests, split
 
 
-@pytest.fixture(scope="session")
-def fake_cifar10(tmp_path_factory):
-  """A fake official archive imported once into a TFDS data_dir."""
+def _imported(tmp_path_factory, name: str, per_batch: int):
   from actlab import data
 
-  root = tmp_path_factory.mktemp("fake_cifar10")
-  path, digests, split = make_fake_cifar10(root)
+  root = tmp_path_factory.mktemp(name)
+  path, digests, split = make_fake_cifar10(root, per_batch=per_batch)
   data_dir = root / "tfds"
   data.import_cifar10(path, data_dir, expected_sha256=digests)
   return data_dir, split
+
+
+@pytest.fixture(scope="session")
+def fake_cifar10(tmp_path_factory):
+  """A fake official archive (40 train, 8 test images) imported into TFDS."""
+  return _imported(tmp_path_factory, "fake_cifar10", per_batch=8)
+
+
+@pytest.fixture(scope="session")
+def fake_cifar10_large(tmp_path_factory):
+  """320 train, 64 test images: long enough runs to interrupt mid-epoch."""
+  return _imported(tmp_path_factory, "fake_cifar10_large", per_batch=64)

@@ -1,21 +1,9 @@
 """The commands a user types: the experiment, the data import, a bare import."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from conftest import make_fake_cifar10
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args, timeout=300):
-  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-  return subprocess.run(
-      [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-  )
+from conftest import run_python as run
 
 
 def test_import_actlab_does_not_import_tensorflow():

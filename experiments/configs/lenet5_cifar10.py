@@ -50,6 +50,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.log_every_steps = 20
   c.keep_checkpoints = 3
+  c.checkpoint_every_steps = 0  # 0: only at the end of every epoch
+  c.nonfinite_policy = "stop"  # or "skip": skip steps with non-finite loss/grad
+  c.max_consecutive_skips = 10  # "skip" stops after this many in a row
 
   if args.pop("runlocal", False):
     c.train_split = "train[:10%]"

@@ -1,0 +1,240 @@
+"""The train state and the pure, jit-able step functions.
+
+Every function here is pure: state in, state out. `train.py` compiles them
+with shardings and donation and drives them from the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import struct
+from jax.sharding import NamedSharding
+
+from actlab import activations, data, models
+
+Array = jax.Array
+Metrics = dict[str, Array]
+
+# Codes for TrainState.nonfinite_kind.
+NONFINITE_NONE, NONFINITE_LOSS, NONFINITE_GRADIENT = 0, 1, 2
+NONFINITE_NAMES = {NONFINITE_LOSS: "loss", NONFINITE_GRADIENT: "gradient norm"}
+
+
+class TrainState(struct.PyTreeNode):
+  """Everything a bit-identical continuation needs; a plain pytree.
+
+  `rng` is raw uint32 key data so checkpoints store it as an ordinary array.
+  `first_nonfinite_step` is -1 until a step produces a non-finite loss or
+  gradient; that step's update is never applied.
+  """
+
+  step: Array
+  epoch: Array
+  params: Any
+  opt_state: Any
+  rng: Array
+  skipped_steps: Array
+  consecutive_skips: Array
+  first_nonfinite_step: Array
+  nonfinite_kind: Array
+  apply_fn: Callable[..., Array] = struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The optimizer named by `config.optimizer` at `config.learning_rate`."""
+  lr = config.learning_rate
+  if config.optimizer == "adam":
+    return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+  if config.optimizer == "adamw":
+    return optax.adamw(
+        lr, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps,
+        weight_decay=config.weight_decay,
+    )
+  if config.optimizer == "momentum":
+    return optax.sgd(lr, momentum=config.momentum)
+  return optax.sgd(lr)
+
+
+def make_model(config: ml_collections.ConfigDict) -> nn.Module:
+  """The LeNet5 described by `config`, activation resolved once here."""
+  return models.LeNet5(
+      activation=activations.get(config.activation),
+      num_classes=data.cifar10.NUM_CLASSES,
+      dtype=jnp.dtype(config.dtype),
+  )
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict, model: nn.Module, rng: Array
+) -> TrainState:
+  """Initialises parameters and optimizer state from `rng`."""
+  init_rng, train_rng = jax.random.split(rng)
+  x = jnp.zeros((1, *data.cifar10.IMAGE_SHAPE), jnp.float32)
+  params = model.init(init_rng, x)["params"]
+  tx = make_optimizer(config)
+  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731  (distinct buffers: donated)
+  return TrainState(
+      step=zero(),
+      epoch=zero(),
+      params=params,
+      opt_state=tx.init(params),
+      rng=jax.random.key_data(train_rng),
+      skipped_steps=zero(),
+      consecutive_skips=zero(),
+      first_nonfinite_step=jnp.full((), -1, jnp.int32),
+      nonfinite_kind=zero(),
+      apply_fn=model.apply,
+      tx=tx,
+  )
+
+
+def _loss_and_correct(logits: Array, labels: Array) -> tuple[Array, Array]:
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  return loss, correct
+
+
+def train_step(
+    state: TrainState, batch: dict[str, Array]
+) -> tuple[TrainState, Metrics]:
+  """One optimizer step on `batch` = {'image': float B×H×W×C, 'label': int B}.
+
+  A step whose loss or gradient norm is not finite leaves params and
+  optimizer state untouched and is counted in `skipped_steps`; the host
+  decides whether to stop (config.nonfinite_policy). Returns the new state
+  and the batch's summed loss, correct count, size and skip flags.
+  """
+
+  def loss_fn(params):
+    logits = state.apply_fn({"params": params}, batch["image"])
+    loss, correct = _loss_and_correct(logits, batch["label"])
+    return loss.mean(), (loss.sum(), correct.sum())
+
+  grads, (loss_sum, correct) = jax.grad(loss_fn, has_aux=True)(state.params)
+  loss_ok = jnp.isfinite(loss_sum)
+  grad_ok = jnp.isfinite(optax.tree.norm(grads))
+  ok = loss_ok & grad_ok
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
+  bad = (~ok).astype(jnp.int32)
+  first_bad = (state.first_nonfinite_step < 0) & ~ok
+  kind = jnp.where(loss_ok, NONFINITE_GRADIENT, NONFINITE_LOSS)
+  consecutive = (state.consecutive_skips + 1) * bad
+  new_state = state.replace(
+      step=state.step + 1,
+      params=keep(params, state.params),
+      opt_state=keep(opt_state, state.opt_state),
+      skipped_steps=state.skipped_steps + bad,
+      consecutive_skips=consecutive,
+      first_nonfinite_step=jnp.where(first_bad, state.step + 1, state.first_nonfinite_step),
+      nonfinite_kind=jnp.where(first_bad, kind, state.nonfinite_kind),
+  )
+  n = jnp.asarray(batch["label"].shape[0], jnp.float32)
+  return new_state, {
+      "loss": jnp.where(ok, loss_sum, 0.0),
+      "correct": jnp.where(ok, correct, 0.0),
+      "count": jnp.where(ok, n, 0.0),
+      "skipped": bad.astype(jnp.float32),
+      "max_consecutive_skips": consecutive.astype(jnp.float32),
+  }
+
+
+def eval_step(
+    params: Any, apply_fn: Callable[..., Array], batch: dict[str, Array]
+) -> Metrics:
+  """Summed loss and correct count over the examples whose `mask` is 1."""
+  logits = apply_fn({"params": params}, batch["image"])
+  loss, correct = _loss_and_correct(logits, batch["label"])
+  mask = batch["mask"]
+  return {"loss": (loss * mask).sum(), "correct": (correct * mask).sum(), "count": mask.sum()}
+
+
+# ----------------------------------------------------------------------------
+# Metric sums
+# ----------------------------------------------------------------------------
+
+TRAIN_METRICS = ("loss", "correct", "count", "skipped", "max_consecutive_skips")
+EVAL_METRICS = ("loss", "correct", "count")
+
+
+def zeros(keys: tuple[str, ...] = TRAIN_METRICS) -> Metrics:
+  return {k: jnp.zeros((), jnp.float32) for k in keys}
+
+
+def accumulate(a: Metrics, b: Metrics) -> Metrics:
+  """Adds metric sums; `max_*` entries keep their maximum instead."""
+  return {k: (jnp.maximum if k.startswith("max_") else jnp.add)(a[k], b[k]) for k in a}
+
+
+def summarise(sums: Metrics) -> dict[str, float]:
+  """Host-side means from device sums (one transfer)."""
+  sums = jax.device_get(sums)
+  n = float(sums["count"])
+  out = {
+      "loss": float(sums["loss"]) / n if n else float("nan"),
+      "accuracy": float(sums["correct"]) / n if n else float("nan"),
+  }
+  for k in ("skipped", "max_consecutive_skips"):
+    if k in sums:
+      out[k] = int(sums[k])
+  return out
+
+
+# ----------------------------------------------------------------------------
+# Steps over the on-device dataset
+# ----------------------------------------------------------------------------
+
+
+def epoch_permutation(rng: Array, epoch: Array, n: int) -> Array:
+  """The order of the training set in `epoch`; depends on nothing else."""
+  key = jax.random.fold_in(jax.random.wrap_key_data(rng), epoch)
+  return jax.random.permutation(key, n)
+
+
+def train_on_indices(
+    state: TrainState,
+    sums: Metrics,
+    images: Array,
+    labels: Array,
+    order: Array,
+    i: Array,
+    *,
+    batch_size: int,
+    preprocess: Callable[[Array], Array],
+    batch_sharding: NamedSharding,
+) -> tuple[TrainState, Metrics]:
+  """Step `i` of an epoch: gathers the batch on device, trains, adds metrics."""
+  idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+  batch = {"image": preprocess(images[idx]), "label": labels[idx]}
+  batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+  state, m = train_step(state, batch)
+  return state, accumulate(sums, m)
+
+
+def eval_on_slice(
+    sums: Metrics,
+    params: Any,
+    images: Array,
+    labels: Array,
+    mask: Array,
+    i: Array,
+    *,
+    apply_fn: Callable[..., Array],
+    batch_size: int,
+    preprocess: Callable[[Array], Array],
+    batch_sharding: NamedSharding,
+) -> Metrics:
+  """Adds eval batch `i` of a padded split to `sums`."""
+  sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * batch_size, batch_size)  # noqa: E731
+  batch = {"image": preprocess(sl(images)), "label": sl(labels), "mask": sl(mask)}
+  batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+  return accumulate(sums, eval_step(params, apply_fn, batch))

@@ -1,0 +1,265 @@
+"""Faults a research run meets: kills, preemption, divergence, bad disks, races."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from actlab import checkpoint, steps, train, writers
+from actlab.workdir import WorkdirError, WorkdirLock
+from conftest import ROOT, python_env, run_python
+from test_train import small_config
+
+STEPS_PER_EPOCH = 320 // 8  # fake_cifar10_large, batch 8
+EPOCHS = 12
+
+
+def _cli(data_dir, workdir, *extra):
+  return [
+      "experiments/main.py",
+      "--config=experiments/configs/lenet5_cifar10.py",
+      f"--workdir={workdir}",
+      f"--config.data_dir={data_dir}",
+      "--config.download=False",
+      "--config.batch_size=8",
+      "--config.input_scaling=unit",
+      f"--config.num_epochs={EPOCHS}",
+      "--config.checkpoint_every_steps=7",
+      "--config.log_every_steps=5",
+      *extra,
+  ]
+
+
+def _start(args):
+  return subprocess.Popen(
+      [sys.executable, *args], cwd=ROOT, env=python_env(),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+  )
+
+
+def _wait_for(predicate, proc, timeout=240):
+  end = time.monotonic() + timeout
+  while time.monotonic() < end:
+    if predicate():
+      return
+    if proc.poll() is not None:
+      pytest.fail(f"the run ended before the fault was injected:\n{proc.stderr.read()[-3000:]}")
+    time.sleep(0.002)
+  proc.kill()
+  pytest.fail("timed out waiting for the run to make progress")
+
+
+def _final_params(workdir, config):
+  like = steps.create_train_state(config, steps.make_model(config), jax.random.key(0))
+  _, saved = checkpoint.Checkpoints(workdir).restore_latest(
+      {"state": like, "epoch_totals": steps.zeros()}
+  )
+  return saved["state"]
+
+
+def _assert_same_params(a, b):
+  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+
+
+@pytest.fixture(scope="module")
+def reference(fake_cifar10_large, tmp_path_factory):
+  """An uninterrupted run of the interrupted runs' config."""
+  data_dir, _ = fake_cifar10_large
+  wd = tmp_path_factory.mktemp("reference")
+  out = run_python(*_cli(data_dir, wd))
+  assert out.returncode == 0, out.stderr[-3000:]
+  cfg = small_config(data_dir, num_epochs=EPOCHS)
+  return _final_params(wd, cfg)
+
+
+def test_sigkill_mid_epoch_then_rerun_is_bit_identical(fake_cifar10_large, reference, tmp_path):
+  data_dir, _ = fake_cifar10_large
+  wd = tmp_path / "wd"
+  proc = _start(_cli(data_dir, wd))
+  ckpts = wd / "checkpoints"
+
+  def mid_epoch_checkpoint():
+    done = [int(p.name) for p in ckpts.glob("[0-9]*") if p.name.isdigit()]
+    return any(s > STEPS_PER_EPOCH and s % STEPS_PER_EPOCH for s in done)
+
+  _wait_for(mid_epoch_checkpoint, proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  assert not any(r["split"] == "eval" and r["epoch"] == EPOCHS for r in writers.read_metrics(wd))
+
+  out = run_python(*_cli(data_dir, wd))  # same command; the lock died with the process
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "Resuming from checkpoint" in out.stderr
+  cfg = small_config(data_dir, num_epochs=EPOCHS)
+  _assert_same_params(_final_params(wd, cfg), reference)
+
+
+def test_sigterm_saves_exits_75_and_the_rerun_resumes_there(fake_cifar10_large, reference, tmp_path):
+  data_dir, _ = fake_cifar10_large
+  wd = tmp_path / "wd"
+  proc = _start(_cli(data_dir, wd))
+  metrics = wd / "metrics.jsonl"
+  _wait_for(lambda: metrics.exists() and metrics.read_text().count("train_interval") >= 3, proc)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == train.PREEMPTED_EXIT_CODE == 75, err[-3000:]
+  (preempted,) = [r for r in writers.read_metrics(wd) if r["split"] == "preempted"]
+  assert preempted["signal"] == "SIGTERM"
+  assert f"Stopped by SIGTERM after step {preempted['step']}" in err
+  assert checkpoint.Checkpoints(wd).latest_step() == preempted["step"]
+
+  out = run_python(*_cli(data_dir, wd))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f"Resuming from checkpoint {preempted['step']}" in out.stderr
+  cfg = small_config(data_dir, num_epochs=EPOCHS)
+  _assert_same_params(_final_params(wd, cfg), reference)
+
+
+def _diverge(data_dir, wd, **overrides):
+  """One good epoch, then a learning rate that overflows float32."""
+  train.train_and_evaluate(small_config(data_dir), wd)
+  return small_config(data_dir, **{"num_epochs": 2, "learning_rate": 1e35, **overrides})
+
+
+def test_divergence_stop_names_step_and_keeps_last_good_checkpoint(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  bad = _diverge(data_dir, wd)
+  good = _final_params(wd, small_config(data_dir))
+  with pytest.raises(train.NonFiniteError) as err:
+    train.train_and_evaluate(bad, wd, allow_config_change=True)
+  msg = str(err.value)
+  # Step 6 applies the huge update (its own loss was finite); step 7 overflows.
+  assert "Non-finite loss at step 7" in msg and "nonfinite_policy='stop'" in msg
+  assert "The last good checkpoint (step 5)" in msg
+  assert checkpoint.Checkpoints(wd).latest_step() == 5
+  restored = _final_params(wd, small_config(data_dir))
+  _assert_same_params(restored, good)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.params))
+
+
+def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  bad = _diverge(data_dir, wd, nonfinite_policy="skip", max_consecutive_skips=6, num_epochs=4)
+  with pytest.raises(train.NonFiniteError, match="consecutive steps had a non-finite"):
+    train.train_and_evaluate(bad, wd, allow_config_change=True)
+  records = writers.read_metrics(wd)
+  skipped = [r["skipped"] for r in records if r["split"] == "train_interval"]
+  assert sum(skipped) >= 6
+  # An epoch that skipped steps but did not hit the limit reports how many.
+  epoch2 = [r for r in records if r["split"] == "train" and r["epoch"] == 2]
+  assert epoch2 and epoch2[0]["skipped"] == 4  # steps 7-10 of 6-10
+
+
+def test_skip_policy_leaves_params_untouched_on_nonfinite_batch():
+  cfg = small_config(nonfinite_policy="skip")
+  state = steps.create_train_state(cfg, steps.make_model(cfg), jax.random.key(0))
+  x = np.full((8, 32, 32, 3), np.nan, np.float32)
+  new, m = jax.jit(steps.train_step)(state, {"image": x, "label": np.zeros(8, np.int32)})
+  _assert_same_params(new, state)
+  assert int(new.skipped_steps) == 1 and int(new.first_nonfinite_step) == 1
+  assert int(new.nonfinite_kind) == steps.NONFINITE_LOSS and float(m["count"]) == 0
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(fake_cifar10, tmp_path, caplog):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  straight = train.train_and_evaluate(small_config(data_dir, num_epochs=3), tmp_path / "straight")
+  train.train_and_evaluate(small_config(data_dir, num_epochs=2), wd)
+  latest = wd / "checkpoints" / "10"
+  for f in latest.rglob("*"):
+    if f.is_file() and f.name not in ("commit_success.txt", "_CHECKPOINT_METADATA"):
+      f.write_bytes(b"\0" * 7)
+  resumed = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert "unreadable" in caplog.text and "Resumed from checkpoint 5 instead of 10" in caplog.text
+  _assert_same_params(resumed, straight)
+
+
+def test_killed_mid_save_leaves_a_temporary_folder_that_is_ignored(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  train.train_and_evaluate(small_config(data_dir), wd)
+  partial = wd / "checkpoints" / "10.orbax-checkpoint-tmp-1795900000"
+  (partial / "default").mkdir(parents=True)
+  (partial / "default" / "manifest.ocdbt").write_bytes(b"\0\0")
+  assert checkpoint.Checkpoints(wd).latest_step() == 5
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=2), wd)
+  assert int(state.step) == 10
+
+
+def test_disk_full_on_save_is_reported_and_earlier_checkpoint_survives(
+    fake_cifar10, tmp_path, monkeypatch
+):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  real_save = ocp.CheckpointManager.save
+
+  def save(self, step, *a, **k):
+    if step > 5:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_save(self, step, *a, **k)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+  with pytest.raises(checkpoint.CheckpointError) as err:
+    train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  msg = str(err.value)
+  assert "Could not save the checkpoint for step 10" in msg and "No space left" in msg
+  assert "resumes from step 5" in msg
+  monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
+  assert checkpoint.Checkpoints(wd).latest_step() == 5
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert int(state.step) == 15
+
+
+def test_config_mismatch_is_refused_with_a_diff(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  train.train_and_evaluate(small_config(data_dir), wd)
+  before = (wd / "config.json").read_text()
+  changed = small_config(data_dir, num_epochs=2, activation="tanh", learning_rate=3e-4)
+  with pytest.raises(WorkdirError) as err:
+    train.train_and_evaluate(changed, wd)
+  msg = str(err.value)
+  assert "activation: 'relu' -> 'tanh'" in msg and "learning_rate: 0.001 -> 0.0003" in msg
+  assert "num_epochs" not in msg  # training longer is a legitimate continuation
+  assert "--allow_config_change" in msg
+  assert (wd / "config.json").read_text() == before
+  state = train.train_and_evaluate(changed, wd, allow_config_change=True)
+  assert int(state.epoch) == 2
+  assert json.loads((wd / "config.json").read_text())["activation"] == "tanh"
+
+
+def test_concurrent_run_is_refused_and_the_lock_is_released(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  wd.mkdir()
+  with WorkdirLock(wd):
+    with pytest.raises(WorkdirError, match=f"Another run \\(pid {os.getpid()}\\) is using"):
+      train.train_and_evaluate(small_config(data_dir), wd)
+  train.train_and_evaluate(small_config(data_dir), wd)  # free again
+  with pytest.raises(ValueError):  # an error inside the run releases it too
+    train.train_and_evaluate(small_config(data_dir, batch_size=4096), wd)
+  with WorkdirLock(wd):
+    pass
+
+
+def test_wrong_type_override_is_refused_before_anything_runs(tmp_path):
+  out = run_python(
+      "experiments/main.py",
+      "--config=experiments/configs/lenet5_cifar10.py",
+      f"--workdir={tmp_path / 'wd'}",
+      "--config.batch_size=lots",
+  )
+  assert out.returncode != 0
+  assert "batch_size" in out.stderr and "lots" in out.stderr
+  assert not (tmp_path / "wd").exists()
