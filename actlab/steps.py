@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import NamedSharding
@@ -176,8 +177,9 @@ def accumulate(a: Metrics, b: Metrics) -> Metrics:
 
 
 def summarise(sums: Metrics) -> dict[str, float]:
-  """Host-side means from device sums (one transfer)."""
-  sums = jax.device_get(sums)
+  """Host-side means from replicated device sums (one transfer)."""
+  sums = {k: np.asarray(v.addressable_data(0)) if isinstance(v, jax.Array) else v
+          for k, v in sums.items()}
   n = float(sums["count"])
   out = {
       "loss": float(sums["loss"]) / n if n else float("nan"),
@@ -200,6 +202,22 @@ def epoch_permutation(rng: Array, epoch: Array, n: int) -> Array:
   return jax.random.permutation(key, n)
 
 
+def gather_batch(
+    images: Array,
+    labels: Array,
+    order: Array,
+    i: Array,
+    *,
+    batch_size: int,
+    preprocess: Callable[[Array], Array],
+    batch_sharding: NamedSharding,
+) -> dict[str, Array]:
+  """Batch `i` of an epoch from the on-device dataset, sharded over 'data'."""
+  idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+  batch = {"image": preprocess(images[idx]), "label": labels[idx]}
+  return jax.lax.with_sharding_constraint(batch, batch_sharding)
+
+
 def train_on_indices(
     state: TrainState,
     sums: Metrics,
@@ -213,9 +231,10 @@ def train_on_indices(
     batch_sharding: NamedSharding,
 ) -> tuple[TrainState, Metrics]:
   """Step `i` of an epoch: gathers the batch on device, trains, adds metrics."""
-  idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
-  batch = {"image": preprocess(images[idx]), "label": labels[idx]}
-  batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+  batch = gather_batch(
+      images, labels, order, i,
+      batch_size=batch_size, preprocess=preprocess, batch_sharding=batch_sharding,
+  )
   state, m = train_step(state, batch)
   return state, accumulate(sums, m)
 

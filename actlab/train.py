@@ -13,6 +13,7 @@ inside a while loop about 15x slower, see docs/benchmarks.md.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -30,7 +31,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actlab import checkpoint, data, models, writers
+from actlab import checkpoint, data, distributed, models, writers
 from actlab import config as config_lib
 from actlab import steps as steps_lib
 from actlab.steps import (  # noqa: F401  (the public training API lives here too)
@@ -109,22 +110,32 @@ def make_mesh() -> jax.sharding.Mesh:
 
 
 def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Split]:
-  """Train and eval splits in host memory, as uint8."""
+  """This process's slice of the train split and the whole eval split, uint8.
+
+  Eval is small (10,000 images) and read whole by every process, so eval
+  metrics are exact for any number of processes.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   kw = dict(
       data_dir=config.data_dir or None,
       download=config.download,
       archive=config.archive or None,
   )
-  return data.load(config.train_split, **kw), data.load(config.eval_split, **kw)
+  train_split = config.train_split
+  if jax.process_count() > 1:
+    train_split = tfds.split_for_jax_process(train_split, drop_remainder=True)
+  return data.load(train_split, **kw), data.load(config.eval_split, **kw)
 
 
 def make_preprocess(
-    config: ml_collections.ConfigDict, train: data.Split
+    config: ml_collections.ConfigDict, train_images: np.ndarray | Array
 ) -> Callable[[Array], Array]:
   """uint8 images -> model inputs, as chosen by `config.input_scaling`."""
   mean = std = None
   if config.input_scaling == "standardize":
-    mean, std = (jnp.asarray(s) for s in data.cifar10.channel_stats(train.images))
+    images = distributed.local_value(train_images)
+    mean, std = (jnp.asarray(s) for s in data.cifar10.channel_stats(images))
   return functools.partial(
       data.scale_images, scaling=config.input_scaling, mean=mean, std=std
   )
@@ -171,7 +182,9 @@ def train_and_evaluate(
   config_lib.validate(config)
   workdir = Path(workdir).expanduser()
   workdir.mkdir(parents=True, exist_ok=True)
-  with WorkdirLock(workdir), _StopRequests() as stop:
+  # One lock per job: process 0 holds it for all processes of a multi-host run.
+  lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
+  with lock, _StopRequests() as stop:
     return _run(config, workdir, allow_config_change, stop)
 
 
@@ -181,22 +194,31 @@ def _run(
     allow_config_change: bool,
     stop: _StopRequests,
 ) -> TrainState:
+  lead = distributed.is_lead()
   train, evals = load_splits(config)
-  _check_batch(config, train.images.shape[0])
-  check_and_write_config(config, workdir, allow_config_change)
-
   mesh = make_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  preprocess = make_preprocess(config, train)
+  train_x = distributed.replicate_slices(train.images, mesh)
+  train_y = distributed.replicate_slices(train.labels, mesh)
+  num_train = train_x.shape[0]
+  _check_batch(config, num_train)
+  if lead:
+    check_and_write_config(config, workdir, allow_config_change)
+  # Standardisation statistics from the whole (global) training split.
+  preprocess = make_preprocess(config, train_x)
 
   model = make_model(config)
-  table = models.summary(model, data.cifar10.IMAGE_SHAPE)
-  print(table, flush=True)
+  if lead:
+    print(models.summary(model, data.cifar10.IMAGE_SHAPE), flush=True)
 
-  state = create_train_state(config, model, jax.random.key(config.seed))
-  saved = {"state": state, "epoch_totals": steps_lib.zeros()}
-  saved = jax.device_put(saved, replicated)
+  def init(rng):
+    state = create_train_state(config, model, rng)
+    return {"state": state, "epoch_totals": steps_lib.zeros()}
+
+  # Created inside jit with a replicated output: the same on every device
+  # and process, without a host round trip.
+  saved = jax.jit(init, out_shardings=replicated)(jax.random.key(config.seed))
   ckpt = checkpoint.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
   restored = ckpt.restore_latest(saved)
   if restored is not None:
@@ -205,13 +227,13 @@ def _run(
   state, totals = saved["state"], saved["epoch_totals"]
 
   bs = config.batch_size
-  train_x = jax.device_put(train.images, replicated)
-  train_y = jax.device_put(train.labels, replicated)
-  eval_x = jax.device_put(_pad_to(evals.images, bs), replicated)
-  eval_y = jax.device_put(_pad_to(evals.labels, bs), replicated)
-  eval_mask = jax.device_put(_pad_to(np.ones(evals.labels.shape, np.float32), bs), replicated)
+  eval_x = distributed.replicate(_pad_to(evals.images, bs), mesh)
+  eval_y = distributed.replicate(_pad_to(evals.labels, bs), mesh)
+  eval_mask = distributed.replicate(
+      _pad_to(np.ones(evals.labels.shape, np.float32), bs), mesh
+  )
 
-  steps_per_epoch = train.images.shape[0] // bs
+  steps_per_epoch = num_train // bs
   common = dict(batch_size=bs, preprocess=preprocess, batch_sharding=batch_sharding)
   train_on = jax.jit(
       functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1)
@@ -221,25 +243,29 @@ def _run(
       donate_argnums=0,
   )
   permutation = jax.jit(epoch_permutation, static_argnums=2)
+  # Metric sums live on every device of every process, like the state.
+  zeros = jax.jit(steps_lib.zeros, static_argnums=0, out_shardings=replicated)
 
   def evaluate(params) -> dict[str, float]:
-    sums = steps_lib.zeros(steps_lib.EVAL_METRICS)
+    sums = zeros(steps_lib.EVAL_METRICS)
     for i in range(eval_x.shape[0] // bs):
       sums = eval_on(sums, params, eval_x, eval_y, eval_mask, jnp.int32(i))
     return steps_lib.summarise(sums)
 
-  writer = writers.MetricsWriter(workdir) if jax.process_index() == 0 else None
-  console = writers.ConsoleProgress(config.num_epochs, steps_per_epoch)
+  writer = writers.MetricsWriter(workdir) if lead else None
+  console = writers.ConsoleProgress(config.num_epochs, steps_per_epoch, enabled=lead)
   guard = _NonFiniteGuard(config, ckpt)
+  multi = jax.process_count() > 1
   # Host copies of step and epoch, so no donated buffer is ever read back.
-  step, first_epoch = int(state.step), int(state.epoch)
+  step = int(distributed.local_value(state.step))
+  first_epoch = int(distributed.local_value(state.epoch))
   try:
     for epoch in range(first_epoch, config.num_epochs):
       console.start_epoch(epoch + 1)
       t0 = time.perf_counter()
       blocked0 = ckpt.seconds_blocked
-      order = permutation(state.rng, state.epoch, train.images.shape[0])
-      interval, pending = steps_lib.zeros(), None
+      order = permutation(state.rng, state.epoch, num_train)
+      interval, pending = zeros(), None
       for i in range(step - epoch * steps_per_epoch, steps_per_epoch):
         state, interval = train_on(state, interval, train_x, train_y, order, jnp.int32(i))
         step += 1
@@ -247,30 +273,36 @@ def _run(
           guard.check(_report_interval(console, writer, *pending), state)
           pending = None
         last = i + 1 == steps_per_epoch
-        save_now = stop.signum is not None or (
+        boundary = last or (i + 1) % config.log_every_steps == 0
+        # Processes must stop at the same step: agree at logging boundaries.
+        stopping = stop.signum is not None if not multi else (
+            boundary and distributed.any_process(stop.signum is not None)
+        )
+        save_now = stopping or (
             config.checkpoint_every_steps > 0
             and step % config.checkpoint_every_steps == 0
             and not last
         )
-        if save_now or last or (i + 1) % config.log_every_steps == 0:
+        if save_now or boundary:
           totals = steps_lib.accumulate(totals, interval)
           pending = (interval, totals, step, epoch + 1, i + 1)
-          interval = steps_lib.zeros()
+          interval = zeros()
         if save_now:
           guard.check(_report_interval(console, writer, *pending), state)
           pending = None
           ckpt.save(step, {"state": state, "epoch_totals": totals})
-          if stop.signum is not None:
+          if stopping:
             ckpt.wait()
+            signum = stop.signum or signal.SIGTERM  # another process was signalled
             if writer:
-              writer.write("preempted", step, epoch, signal=signal.Signals(stop.signum).name)
-            raise Preempted(step, stop.signum, ckpt.directory)
+              writer.write("preempted", step, epoch, signal=signal.Signals(signum).name)
+            raise Preempted(step, signum, ckpt.directory)
       if pending is not None:
         guard.check(_report_interval(console, writer, *pending), state)
       train_metrics = steps_lib.summarise(totals)
       eval_metrics = evaluate(state.params)
       state = state.replace(epoch=state.epoch + 1)
-      totals = steps_lib.zeros()
+      totals = zeros()
       ckpt.save(step, {"state": state, "epoch_totals": totals})
       seconds = time.perf_counter() - t0
       console.end_epoch(
@@ -312,7 +344,8 @@ class _NonFiniteGuard:
     if not interval.get("skipped"):
       return
     if self.policy == "stop":
-      bad, kind = int(state.first_nonfinite_step), int(state.nonfinite_kind)
+      bad = int(distributed.local_value(state.first_nonfinite_step))
+      kind = int(distributed.local_value(state.nonfinite_kind))
       raise NonFiniteError(
           f"Non-finite {steps_lib.NONFINITE_NAMES[kind]} at step {bad}; the run"
           f" stopped (config.nonfinite_policy='stop') without applying that"
@@ -323,7 +356,7 @@ class _NonFiniteGuard:
       raise NonFiniteError(
           f"{interval['max_consecutive_skips']} consecutive steps had a non-finite"
           f" loss or gradient (limit config.max_consecutive_skips={self.max_skips});"
-          f" {int(state.skipped_steps)} skipped in all. {self._last_good()}"
+          f" {int(distributed.local_value(state.skipped_steps))} skipped in all. {self._last_good()}"
           " Lower config.learning_rate."
       )
 

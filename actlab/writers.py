@@ -60,10 +60,16 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
 class ConsoleProgress:
   """Keras-style epoch lines, with a live progress bar on a terminal."""
 
-  def __init__(self, num_epochs: int, steps_per_epoch: int, stream: TextIO | None = None):
+  def __init__(
+      self,
+      num_epochs: int,
+      steps_per_epoch: int,
+      stream: TextIO | None = None,
+      enabled: bool = True,
+  ):
     self.num_epochs = num_epochs
     self.steps = steps_per_epoch
-    self.stream = stream or sys.stdout
+    self.stream = (stream or sys.stdout) if enabled else open(os.devnull, "w")  # noqa: SIM115
     self.live = self.stream.isatty()
     self._start = time.perf_counter()
 

@@ -14,7 +14,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from actlab import data, train
+from actlab import data, distributed, train
 from actlab.checkpoint import CheckpointError
 from actlab.config import ConfigError
 from actlab.workdir import WorkdirError
@@ -28,6 +28,12 @@ flags.DEFINE_bool(
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (a get_config() module).", lock_config=True
 )
+flags.DEFINE_string(
+    "coordinator_address", None,
+    "host:port of process 0, for a multi-process run outside SLURM/TPU/Kubernetes.",
+)
+flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
+flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -36,6 +42,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   # Cluster jobs: let the TFDS and orbax chatter through only at warning level.
   pylogging.getLogger("absl").setLevel(pylogging.WARNING)
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("JAX devices: %s", jax.devices())
   try:
     train.train_and_evaluate(
@@ -50,7 +57,8 @@ def main(argv):
   ) as e:
     # Expected failures, not bugs: the message says what to do; no traceback.
     sys.exit(f"error: {e}")
-  print(json.dumps(train.final_summary(FLAGS.workdir), indent=2))
+  if distributed.is_lead():
+    print(json.dumps(train.final_summary(FLAGS.workdir), indent=2))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ import pytest
 
 # Implicit rank promotion hides shape bugs; make it an error in tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Eight CPU devices, set before JAX starts its backend, so every training test
+# runs the sharded (data-parallel) path that GPUs and TPUs run.
+NUM_TEST_DEVICES = 8
+jax.config.update("jax_num_cpu_devices", NUM_TEST_DEVICES)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,9 +41,9 @@ def to_binary(images: np.ndarray, labels: np.ndarray) -> bytes:
   return np.concatenate([labels[:, None], planes], axis=1).astype(np.uint8).tobytes()
 
 
-def python_env() -> dict[str, str]:
+def python_env(**extra: str) -> dict[str, str]:
   """Environment for a subprocess that imports actlab and experiments."""
-  return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **extra)
 
 
 def run_python(*args, timeout=300) -> subprocess.CompletedProcess:
