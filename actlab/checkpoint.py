@@ -28,10 +28,10 @@ class Checkpoints:
   def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3):
     self.directory = Path(workdir).absolute() / "checkpoints"
     self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=True, create=True
-        ),
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, enable_async_checkpointing=True, create=True
+      ),
     )
     self.seconds_blocked = 0.0  # time the training loop spent inside save()
 
@@ -45,9 +45,9 @@ class Checkpoints:
     done = [s for s in self.steps() if s != step]
     last = f"step {done[-1]}, the last checkpoint saved" if done else "the start"
     return CheckpointError(
-        f"Could not save the checkpoint for step {step} in {self.directory}:"
-        f" {type(e).__name__}: {e}. Free space (or fix the folder) and rerun the"
-        f" same command: the run resumes from {last}, which is intact."
+      f"Could not save the checkpoint for step {step} in {self.directory}:"
+      f" {type(e).__name__}: {e}. Free space (or fix the folder) and rerun the"
+      f" same command: the run resumes from {last}, which is intact."
     )
 
   def save(self, step: int, state: Any) -> None:
@@ -83,8 +83,11 @@ class Checkpoints:
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # a damaged checkpoint fails in many ways
         logging.warning(
-            "Checkpoint %d in %s is unreadable (%s: %s); trying the previous one.",
-            step, self.directory, type(e).__name__, e,
+          "Checkpoint %d in %s is unreadable (%s: %s); trying the previous one.",
+          step,
+          self.directory,
+          type(e).__name__,
+          e,
         )
         errors.append(f"step {step}: {type(e).__name__}: {e}")
         continue
@@ -92,9 +95,9 @@ class Checkpoints:
         logging.warning("Resumed from checkpoint %d instead of %d.", step, steps[-1])
       return step, restored
     raise CheckpointError(
-        f"No checkpoint in {self.directory} could be restored:\n  "
-        + "\n  ".join(errors)
-        + f"\nMove {self.directory} away to start the run afresh."
+      f"No checkpoint in {self.directory} could be restored:\n  "
+      + "\n  ".join(errors)
+      + f"\nMove {self.directory} away to start the run afresh."
     )
 
   def close(self) -> None:

@@ -10,13 +10,93 @@ import ml_collections
 from actlab import activations
 from actlab.data.cifar10 import SCALINGS
 
+
 class ConfigError(ValueError):
   """A config field has a bad value; the message names it and the fix."""
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 NONFINITE_POLICIES = ("stop", "skip")
+MODELS = ("lenet5", "mlp")
+KERNEL_INITS = (
+  "glorot_uniform",
+  "glorot_normal",
+  "he_uniform",
+  "he_normal",
+  "lecun_uniform",
+  "lecun_normal",
+)
 DTYPES = ("float32", "bfloat16")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The tutorial's run (LeNet5, ReLU, Adam 1e-3, batch 256, 10 epochs).
+
+  Experiment configs start from this and change what they study.
+  """
+  c = ml_collections.ConfigDict()
+  c.model = "lenet5"  # or "mlp" (the deep MLP of the gradient studies)
+  c.activation = "relu"
+  c.kernel_init = "glorot_uniform"  # Keras's default, as in the tutorial
+  c.mlp_depth = 10  # hidden layers of the MLP
+  c.mlp_width = 128
+  c.seed = 0
+
+  # Data: TFDS cifar10 from data_dir ($TFDS_DATA_DIR or ~/tensorflow_datasets).
+  c.data_dir = ""
+  c.download = True  # download and prepare if missing (needs internet)
+  c.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
+  c.train_split = "train"
+  c.eval_split = "test"  # the tutorial validates on the test split
+  c.input_scaling = "raw"  # raw 0-255 as in the tutorial; or unit, standardize
+
+  c.optimizer = "adam"
+  c.learning_rate = 1e-3
+  # Keras's Adam defaults (epsilon 1e-7, not optax's 1e-8).
+  c.adam_b1 = 0.9
+  c.adam_b2 = 0.999
+  c.adam_eps = 1e-7
+  c.weight_decay = 1e-4  # adamw only
+  c.momentum = 0.9  # momentum only
+  c.batch_size = 256
+  c.num_epochs = 10
+  c.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
+
+  c.log_every_steps = 20
+  c.keep_checkpoints = 3
+  c.checkpoint_every_steps = 0  # 0: only at the end of every epoch
+  # Per-layer gradient norms, activation statistics, saturated and dead
+  # units, update ratios: logged as "diagnostics" records (actlab.diagnostics).
+  c.diagnostics = False
+  c.diagnostics_every_steps = 50
+  c.saturation_threshold = 0.01
+  c.nonfinite_policy = "stop"  # or "skip": skip steps with non-finite loss/grad
+  c.max_consecutive_skips = 10  # "skip" stops after this many in a row
+  return c
+
+
+def apply_args(c: ml_collections.ConfigDict, arg: str | None) -> dict[str, Any]:
+  """Applies the common `:act=,epochs=,seed=,runlocal` arguments to `c`.
+
+  Returns the arguments it did not consume, for the config to handle.
+  """
+  args = parse_arg(arg)
+  if "act" in args:
+    c.activation = args.pop("act")
+  if "epochs" in args:
+    c.num_epochs = args.pop("epochs")
+  if "seed" in args:
+    c.seed = args.pop("seed")
+  if args.pop("runlocal", False):
+    c.train_split = "train[:10%]"
+    c.eval_split = "test[:10%]"
+    c.num_epochs = 1
+  return args
+
+
+def reject_unknown(args: dict[str, Any], accepted: str) -> None:
+  if args:
+    raise ConfigError(f"Unknown config argument(s) {sorted(args)}; this config takes {accepted}.")
 
 
 def parse_arg(arg: str | None) -> dict[str, Any]:
@@ -54,8 +134,7 @@ def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
   value = config[field]
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise ConfigError(
-        f"config.{field} must be a positive integer, got {value!r}."
-        f" Set it with --config.{field}=N."
+      f"config.{field} must be a positive integer, got {value!r}. Set it with --config.{field}=N."
     )
 
 
@@ -63,36 +142,46 @@ def _positive_float(config: ml_collections.ConfigDict, field: str) -> None:
   value = config[field]
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
     raise ConfigError(
-        f"config.{field} must be a positive number, got {value!r}."
-        f" Set it with --config.{field}=X."
+      f"config.{field} must be a positive number, got {value!r}. Set it with --config.{field}=X."
     )
 
 
 def _one_of(config: ml_collections.ConfigDict, field: str, choices) -> None:
   if config[field] not in choices:
-    raise ConfigError(
-        f"config.{field}={config[field]!r} is not one of {', '.join(choices)}."
-    )
+    raise ConfigError(f"config.{field}={config[field]!r} is not one of {', '.join(choices)}.")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first bad field and what it should be."""
-  for field in ("batch_size", "num_epochs", "log_every_steps", "keep_checkpoints",
-                "max_consecutive_skips"):
+  for field in (
+    "batch_size",
+    "num_epochs",
+    "log_every_steps",
+    "keep_checkpoints",
+    "max_consecutive_skips",
+  ):
     _positive_int(config, field)
   every = config.checkpoint_every_steps
   if isinstance(every, bool) or not isinstance(every, int) or every < 0:
     raise ConfigError(
-        f"config.checkpoint_every_steps must be 0 (per epoch only) or a positive"
-        f" integer, got {every!r}."
+      f"config.checkpoint_every_steps must be 0 (per epoch only) or a positive"
+      f" integer, got {every!r}."
     )
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
+  if config.get("diagnostics"):
+    _positive_int(config, "diagnostics_every_steps")
+    _positive_float(config, "saturation_threshold")
   if "seed" in config and (isinstance(config.seed, bool) or not isinstance(config.seed, int)):
     raise ConfigError(f"config.seed must be an integer, got {config.seed!r}.")
   _positive_float(config, "learning_rate")
   _one_of(config, "optimizer", OPTIMIZERS)
   _one_of(config, "input_scaling", SCALINGS)
   _one_of(config, "dtype", DTYPES)
+  _one_of(config, "model", MODELS)
+  _one_of(config, "kernel_init", KERNEL_INITS)
+  if config.model == "mlp":
+    for field in ("mlp_depth", "mlp_width"):
+      _positive_int(config, field)
   try:
     activations.get(config.activation)
   except ValueError as e:

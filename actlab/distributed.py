@@ -33,9 +33,9 @@ def in_cluster_job() -> bool:
 
 
 def initialize(
-    coordinator_address: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
 ) -> None:
   """Starts `jax.distributed` when this is one process of several.
 
@@ -51,17 +51,19 @@ def initialize(
   if explicit:
     if coordinator_address is None or num_processes is None or process_id is None:
       raise ValueError(
-          "A multi-process run needs all of --coordinator_address,"
-          " --num_processes and --process_id (or none, inside SLURM / a TPU pod"
-          " / Kubernetes, where JAX detects them)."
+        "A multi-process run needs all of --coordinator_address,"
+        " --num_processes and --process_id (or none, inside SLURM / a TPU pod"
+        " / Kubernetes, where JAX detects them)."
       )
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
   else:
     jax.distributed.initialize()
   logging.info(
-      "Process %d of %d, %d local devices of %d.",
-      jax.process_index(), jax.process_count(),
-      jax.local_device_count(), jax.device_count(),
+    "Process %d of %d, %d local devices of %d.",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
   )
 
 
@@ -93,12 +95,11 @@ def replicate_slices(local: np.ndarray, mesh: Mesh) -> jax.Array:
   usable = local.shape[0] - local.shape[0] % jax.local_device_count()
   if usable != local.shape[0]:
     logging.warning(
-        "Dropping %d examples of this process's slice so it divides over its"
-        " %d devices.", local.shape[0] - usable, jax.local_device_count(),
+      "Dropping %d examples of this process's slice so it divides over its %d devices.",
+      local.shape[0] - usable,
+      jax.local_device_count(),
     )
-  sharded = jax.make_array_from_process_local_data(
-      NamedSharding(mesh, P("data")), local[:usable]
-  )
+  sharded = jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local[:usable])
   return jax.jit(lambda a: a, out_shardings=NamedSharding(mesh, P()))(sharded)
 
 

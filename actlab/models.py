@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actlab import activations, diagnostics
 from actlab.activations import get as get_activation
 
 Array = jax.Array
@@ -44,8 +45,16 @@ class LeNet5(nn.Module):
   -> flatten -> Dense 84 -> Dense num_classes. With the defaults it has
   697,046 parameters, as the Keras model in the tutorial.
 
+  The activation is either a function of one array or a flax.linen Module
+  factory (what `activations.get` returns for 'prelu', 'maxout', ...), which
+  is instantiated once per hidden layer as `prelu`, `prelu_1`, ... so each
+  site has its own parameters. An activation that consumes several units per
+  output (maxout with k pieces, glu) gets hidden layers
+  `activations.width_multiplier(activation)` times as wide; with k = 2 the
+  model has 2 * 696,196 + 850 = 1,393,242 parameters.
+
   Attributes:
-    activation: elementwise function applied after every hidden layer.
+    activation: function or Module factory applied after every hidden layer.
     num_classes: width of the output layer.
     kernel_init: initialiser for every kernel (Keras's glorot_uniform).
     dtype: computation dtype (parameters stay float32).
@@ -57,26 +66,109 @@ class LeNet5(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxHxWxC: Array) -> Array:
+  def __call__(self, x_BxHxWxC: Array, train: bool = False) -> Array:
+    """Logits for a batch; `train=True` only matters for stochastic
+    activations (RReLU), which then need `rngs={'rrelu': key}`."""
+    k = activations.width_multiplier(self.activation)
     conv = lambda features, name: nn.Conv(  # noqa: E731
-        features,
+        features * k,
         (5, 5),
         padding="SAME",
         kernel_init=self.kernel_init,
         dtype=self.dtype,
         name=name,
     )
-    act = self.activation
+    act = ActivationSites(self, self.activation, train)
+
     x = x_BxHxWxC.astype(self.dtype)
-    x = MaxPool(name="max_pooling2d")(act(conv(6, "conv2d")(x)))
-    x = MaxPool(name="max_pooling2d_1")(act(conv(16, "conv2d_1")(x)))
-    x = act(conv(120, "conv2d_2")(x))
+    x = MaxPool(name="max_pooling2d")(act(conv(6, "conv2d")(x), "conv2d"))
+    x = MaxPool(name="max_pooling2d_1")(act(conv(16, "conv2d_1")(x), "conv2d_1"))
+    x = act(conv(120, "conv2d_2")(x), "conv2d_2")
     x = Flatten(name="flatten")(x)
     dense = lambda features, name: nn.Dense(  # noqa: E731
         features, kernel_init=self.kernel_init, dtype=self.dtype, name=name
     )
-    x = act(dense(84, "dense")(x))
+    x = act(dense(84 * k, "dense")(x), "dense")
     return dense(self.num_classes, "dense_1")(x).astype(jnp.float32)
+
+
+class MLP(nn.Module):
+  """A deep fully connected network on flattened inputs, for gradient studies.
+
+  `depth` hidden layers of `width` units, each followed by the activation,
+  then a linear output layer. Layers are named `layer_00`, `layer_01`, ...
+  so that sorted names are forward order.
+
+  Attributes:
+    activation: function or Module factory applied after every hidden layer.
+    depth: number of hidden layers.
+    width: units per hidden layer.
+    num_classes: width of the output layer.
+    kernel_init: initialiser for every kernel.
+    dtype: computation dtype (parameters stay float32).
+  """
+
+  activation: Callable[[Array], Array] = get_activation("relu")
+  depth: int = 10
+  width: int = 128
+  num_classes: int = 10
+  kernel_init: Callable[..., Array] = KERAS_KERNEL_INIT
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = False) -> Array:
+    k = activations.width_multiplier(self.activation)
+    act = ActivationSites(self, self.activation, train)
+    x = x.reshape((x.shape[0], -1)).astype(self.dtype)
+    for i in range(self.depth):
+      name = layer_name(i)
+      dense = nn.Dense(self.width * k, kernel_init=self.kernel_init, dtype=self.dtype, name=name)
+      x = act(dense(x), name)
+    out = nn.Dense(
+        self.num_classes, kernel_init=self.kernel_init, dtype=self.dtype,
+        name=layer_name(self.depth),
+    )
+    return out(x).astype(jnp.float32)
+
+
+def layer_name(i: int) -> str:
+  """Name of the MLP's layer `i` (0 = first hidden layer)."""
+  return f"layer_{i:02d}"
+
+
+class ActivationSites:
+  """Applies a model's activation after each hidden layer.
+
+  A plain function is called as is. A Module factory (what
+  `activations.get` returns for 'prelu', 'maxout', ...) is instantiated once
+  per site, named `prelu`, `prelu_1`, ..., so each site has its own
+  parameters. Each site's pre-activation is sown for `actlab.diagnostics`
+  under the name of the layer that produced it (a no-op unless collected).
+  """
+
+  def __init__(self, parent: nn.Module, activation: Any, train: bool):
+    self.parent, self.activation, self.train = parent, activation, train
+    self.sites: list[str] = []
+
+  def __call__(self, z: Array, layer: str) -> Array:
+    diagnostics.sow_preactivation(self.parent, layer, z)
+    if not activations.is_module(self.activation):
+      return self.activation(z)
+    module = getattr(self.activation, "func", self.activation)
+    base = getattr(module, "layer_name", "activation")
+    name = f"{base}_{len(self.sites)}" if self.sites else base
+    self.sites.append(name)
+    return self.activation(name=name)(z, deterministic=not self.train)
+
+
+KERNEL_INITS = {
+    "glorot_uniform": nn.initializers.glorot_uniform(),
+    "glorot_normal": nn.initializers.glorot_normal(),
+    "he_uniform": nn.initializers.he_uniform(),
+    "he_normal": nn.initializers.he_normal(),
+    "lecun_uniform": nn.initializers.lecun_uniform(),
+    "lecun_normal": nn.initializers.lecun_normal(),
+}
 
 
 def count_params(params: Any) -> int:

@@ -18,7 +18,7 @@ import optax
 from flax import struct
 from jax.sharding import NamedSharding
 
-from actlab import activations, data, models
+from actlab import activations, data, diagnostics, models
 
 Array = jax.Array
 Metrics = dict[str, Array]
@@ -56,8 +56,11 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
   if config.optimizer == "adamw":
     return optax.adamw(
-        lr, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps,
-        weight_decay=config.weight_decay,
+      lr,
+      b1=config.adam_b1,
+      b2=config.adam_b2,
+      eps=config.adam_eps,
+      weight_decay=config.weight_decay,
     )
   if config.optimizer == "momentum":
     return optax.sgd(lr, momentum=config.momentum)
@@ -65,16 +68,20 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 
 def make_model(config: ml_collections.ConfigDict) -> nn.Module:
-  """The LeNet5 described by `config`, activation resolved once here."""
-  return models.LeNet5(
-      activation=activations.get(config.activation),
-      num_classes=data.cifar10.NUM_CLASSES,
-      dtype=jnp.dtype(config.dtype),
+  """The model described by `config`; the activation is resolved once, here."""
+  common = dict(
+    activation=activations.get(config.activation),
+    num_classes=data.cifar10.NUM_CLASSES,
+    kernel_init=models.KERNEL_INITS[config.kernel_init],
+    dtype=jnp.dtype(config.dtype),
   )
+  if config.model == "mlp":
+    return models.MLP(depth=config.mlp_depth, width=config.mlp_width, **common)
+  return models.LeNet5(**common)
 
 
 def create_train_state(
-    config: ml_collections.ConfigDict, model: nn.Module, rng: Array
+  config: ml_collections.ConfigDict, model: nn.Module, rng: Array
 ) -> TrainState:
   """Initialises parameters and optimizer state from `rng`."""
   init_rng, train_rng = jax.random.split(rng)
@@ -83,17 +90,17 @@ def create_train_state(
   tx = make_optimizer(config)
   zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731  (distinct buffers: donated)
   return TrainState(
-      step=zero(),
-      epoch=zero(),
-      params=params,
-      opt_state=tx.init(params),
-      rng=jax.random.key_data(train_rng),
-      skipped_steps=zero(),
-      consecutive_skips=zero(),
-      first_nonfinite_step=jnp.full((), -1, jnp.int32),
-      nonfinite_kind=zero(),
-      apply_fn=model.apply,
-      tx=tx,
+    step=zero(),
+    epoch=zero(),
+    params=params,
+    opt_state=tx.init(params),
+    rng=jax.random.key_data(train_rng),
+    skipped_steps=zero(),
+    consecutive_skips=zero(),
+    first_nonfinite_step=jnp.full((), -1, jnp.int32),
+    nonfinite_kind=zero(),
+    apply_fn=model.apply,
+    tx=tx,
   )
 
 
@@ -103,23 +110,32 @@ def _loss_and_correct(logits: Array, labels: Array) -> tuple[Array, Array]:
   return loss, correct
 
 
-def train_step(
-    state: TrainState, batch: dict[str, Array]
-) -> tuple[TrainState, Metrics]:
-  """One optimizer step on `batch` = {'image': float B×H×W×C, 'label': int B}.
+# Offset folded into the run key for stochastic activations (RReLU), so that
+# stream never meets the data-order stream fold_in(key, epoch).
+_ACTIVATION_NOISE_STREAM = 0x5EED
 
-  A step whose loss or gradient norm is not finite leaves params and
-  optimizer state untouched and is counted in `skipped_steps`; the host
-  decides whether to stop (config.nonfinite_policy). Returns the new state
-  and the batch's summed loss, correct count, size and skip flags.
-  """
+
+def _update(
+  state: TrainState, batch: dict[str, Array], collect: bool
+) -> tuple[TrainState, Metrics, Any, Any]:
+  """The optimizer step; with `collect`, also the sown pre-activations."""
+  noise = jax.random.fold_in(
+    jax.random.fold_in(jax.random.wrap_key_data(state.rng), _ACTIVATION_NOISE_STREAM),
+    state.step,
+  )
 
   def loss_fn(params):
-    logits = state.apply_fn({"params": params}, batch["image"])
+    kw = dict(train=True, rngs={"rrelu": noise})
+    if collect:
+      logits, sown = state.apply_fn(
+        {"params": params}, batch["image"], mutable=[diagnostics.COLLECTION], **kw
+      )
+    else:
+      logits, sown = state.apply_fn({"params": params}, batch["image"], **kw), {}
     loss, correct = _loss_and_correct(logits, batch["label"])
-    return loss.mean(), (loss.sum(), correct.sum())
+    return loss.mean(), (loss.sum(), correct.sum(), sown)
 
-  grads, (loss_sum, correct) = jax.grad(loss_fn, has_aux=True)(state.params)
+  grads, (loss_sum, correct, sown) = jax.grad(loss_fn, has_aux=True)(state.params)
   loss_ok = jnp.isfinite(loss_sum)
   grad_ok = jnp.isfinite(optax.tree.norm(grads))
   ok = loss_ok & grad_ok
@@ -131,27 +147,55 @@ def train_step(
   kind = jnp.where(loss_ok, NONFINITE_GRADIENT, NONFINITE_LOSS)
   consecutive = (state.consecutive_skips + 1) * bad
   new_state = state.replace(
-      step=state.step + 1,
-      params=keep(params, state.params),
-      opt_state=keep(opt_state, state.opt_state),
-      skipped_steps=state.skipped_steps + bad,
-      consecutive_skips=consecutive,
-      first_nonfinite_step=jnp.where(first_bad, state.step + 1, state.first_nonfinite_step),
-      nonfinite_kind=jnp.where(first_bad, kind, state.nonfinite_kind),
+    step=state.step + 1,
+    params=keep(params, state.params),
+    opt_state=keep(opt_state, state.opt_state),
+    skipped_steps=state.skipped_steps + bad,
+    consecutive_skips=consecutive,
+    first_nonfinite_step=jnp.where(first_bad, state.step + 1, state.first_nonfinite_step),
+    nonfinite_kind=jnp.where(first_bad, kind, state.nonfinite_kind),
   )
   n = jnp.asarray(batch["label"].shape[0], jnp.float32)
-  return new_state, {
-      "loss": jnp.where(ok, loss_sum, 0.0),
-      "correct": jnp.where(ok, correct, 0.0),
-      "count": jnp.where(ok, n, 0.0),
-      "skipped": bad.astype(jnp.float32),
-      "max_consecutive_skips": consecutive.astype(jnp.float32),
+  metrics = {
+    "loss": jnp.where(ok, loss_sum, 0.0),
+    "correct": jnp.where(ok, correct, 0.0),
+    "count": jnp.where(ok, n, 0.0),
+    "skipped": bad.astype(jnp.float32),
+    "max_consecutive_skips": consecutive.astype(jnp.float32),
   }
+  return new_state, metrics, grads, sown.get(diagnostics.COLLECTION, {})
 
 
-def eval_step(
-    params: Any, apply_fn: Callable[..., Array], batch: dict[str, Array]
-) -> Metrics:
+def train_step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, Metrics]:
+  """One optimizer step on `batch` = {'image': float B×H×W×C, 'label': int B}.
+
+  A step whose loss or gradient norm is not finite leaves params and
+  optimizer state untouched and is counted in `skipped_steps`; the host
+  decides whether to stop (config.nonfinite_policy). Returns the new state
+  and the batch's summed loss, correct count, size and skip flags.
+  """
+  new_state, metrics, _, _ = _update(state, batch, collect=False)
+  return new_state, metrics
+
+
+def train_step_with_diagnostics(
+  state: TrainState,
+  batch: dict[str, Array],
+  activation: Callable[..., Array],
+  saturation_threshold: float,
+) -> tuple[TrainState, Metrics, dict[str, dict[str, Array]]]:
+  """`train_step` plus per-layer diagnostics (see `actlab.diagnostics`).
+
+  The update is computed by the same code as `train_step`'s, so parameters
+  are identical with diagnostics on or off.
+  """
+  new_state, metrics, grads, sown = _update(state, batch, collect=True)
+  diag = diagnostics.gradient_stats(state.params, grads, new_state.params)
+  diag.update(diagnostics.activation_stats(sown, activation, saturation_threshold))
+  return new_state, metrics, diag
+
+
+def eval_step(params: Any, apply_fn: Callable[..., Array], batch: dict[str, Array]) -> Metrics:
   """Summed loss and correct count over the examples whose `mask` is 1."""
   logits = apply_fn({"params": params}, batch["image"])
   loss, correct = _loss_and_correct(logits, batch["label"])
@@ -178,12 +222,13 @@ def accumulate(a: Metrics, b: Metrics) -> Metrics:
 
 def summarise(sums: Metrics) -> dict[str, float]:
   """Host-side means from replicated device sums (one transfer)."""
-  sums = {k: np.asarray(v.addressable_data(0)) if isinstance(v, jax.Array) else v
-          for k, v in sums.items()}
+  sums = {
+    k: np.asarray(v.addressable_data(0)) if isinstance(v, jax.Array) else v for k, v in sums.items()
+  }
   n = float(sums["count"])
   out = {
-      "loss": float(sums["loss"]) / n if n else float("nan"),
-      "accuracy": float(sums["correct"]) / n if n else float("nan"),
+    "loss": float(sums["loss"]) / n if n else float("nan"),
+    "accuracy": float(sums["correct"]) / n if n else float("nan"),
   }
   for k in ("skipped", "max_consecutive_skips"):
     if k in sums:
@@ -203,14 +248,14 @@ def epoch_permutation(rng: Array, epoch: Array, n: int) -> Array:
 
 
 def gather_batch(
-    images: Array,
-    labels: Array,
-    order: Array,
-    i: Array,
-    *,
-    batch_size: int,
-    preprocess: Callable[[Array], Array],
-    batch_sharding: NamedSharding,
+  images: Array,
+  labels: Array,
+  order: Array,
+  i: Array,
+  *,
+  batch_size: int,
+  preprocess: Callable[[Array], Array],
+  batch_sharding: NamedSharding,
 ) -> dict[str, Array]:
   """Batch `i` of an epoch from the on-device dataset, sharded over 'data'."""
   idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
@@ -219,38 +264,51 @@ def gather_batch(
 
 
 def train_on_indices(
-    state: TrainState,
-    sums: Metrics,
-    images: Array,
-    labels: Array,
-    order: Array,
-    i: Array,
-    *,
-    batch_size: int,
-    preprocess: Callable[[Array], Array],
-    batch_sharding: NamedSharding,
-) -> tuple[TrainState, Metrics]:
-  """Step `i` of an epoch: gathers the batch on device, trains, adds metrics."""
+  state: TrainState,
+  sums: Metrics,
+  images: Array,
+  labels: Array,
+  order: Array,
+  i: Array,
+  *,
+  batch_size: int,
+  preprocess: Callable[[Array], Array],
+  batch_sharding: NamedSharding,
+  diagnose: tuple[Callable[..., Array], float] | None = None,
+) -> tuple[TrainState, Metrics] | tuple[TrainState, Metrics, dict[str, Any]]:
+  """Step `i` of an epoch: gathers the batch on device, trains, adds metrics.
+
+  With `diagnose=(activation, saturation_threshold)` it also returns the
+  step's diagnostics.
+  """
   batch = gather_batch(
-      images, labels, order, i,
-      batch_size=batch_size, preprocess=preprocess, batch_sharding=batch_sharding,
+    images,
+    labels,
+    order,
+    i,
+    batch_size=batch_size,
+    preprocess=preprocess,
+    batch_sharding=batch_sharding,
   )
-  state, m = train_step(state, batch)
-  return state, accumulate(sums, m)
+  if diagnose is None:
+    state, m = train_step(state, batch)
+    return state, accumulate(sums, m)
+  state, m, diag = train_step_with_diagnostics(state, batch, *diagnose)
+  return state, accumulate(sums, m), diag
 
 
 def eval_on_slice(
-    sums: Metrics,
-    params: Any,
-    images: Array,
-    labels: Array,
-    mask: Array,
-    i: Array,
-    *,
-    apply_fn: Callable[..., Array],
-    batch_size: int,
-    preprocess: Callable[[Array], Array],
-    batch_sharding: NamedSharding,
+  sums: Metrics,
+  params: Any,
+  images: Array,
+  labels: Array,
+  mask: Array,
+  i: Array,
+  *,
+  apply_fn: Callable[..., Array],
+  batch_size: int,
+  preprocess: Callable[[Array], Array],
+  batch_sharding: NamedSharding,
 ) -> Metrics:
   """Adds eval batch `i` of a padded split to `sums`."""
   sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * batch_size, batch_size)  # noqa: E731

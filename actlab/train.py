@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,67 +34,25 @@ from jax.sharding import PartitionSpec as P
 from actlab import checkpoint, data, distributed, models, writers
 from actlab import config as config_lib
 from actlab import steps as steps_lib
+from actlab.faults import (  # noqa: F401  (re-exported: the run's outcomes)
+  PREEMPTED_EXIT_CODE,
+  NonFiniteError,
+  NonFiniteGuard,
+  Preempted,
+  StopRequests,
+)
 from actlab.steps import (  # noqa: F401  (the public training API lives here too)
-    TrainState,
-    create_train_state,
-    epoch_permutation,
-    eval_step,
-    make_model,
-    make_optimizer,
-    train_step,
+  TrainState,
+  create_train_state,
+  epoch_permutation,
+  eval_step,
+  make_model,
+  make_optimizer,
+  train_step,
 )
 from actlab.workdir import WorkdirLock, check_and_write_config
 
 Array = jax.Array
-
-# Exit status of a run stopped by SIGTERM/SIGINT after saving (EX_TEMPFAIL):
-# cluster wrappers requeue on it, and the rerun resumes from that step.
-PREEMPTED_EXIT_CODE = 75
-
-
-class Preempted(Exception):
-  """The run was asked to stop by a signal and saved its state first."""
-
-  def __init__(self, step: int, signum: int, directory: Path):
-    self.step = step
-    super().__init__(
-        f"Stopped by {signal.Signals(signum).name} after step {step}; the state"
-        f" is saved in {directory}. Rerun the same command to continue."
-    )
-
-
-class NonFiniteError(FloatingPointError):
-  """Training produced a non-finite loss or gradient and the policy says stop."""
-
-
-class _StopRequests:
-  """Turns SIGTERM/SIGINT into a flag the loop checks between steps.
-
-  A second signal while the first is being handled interrupts at once.
-  Installed only in the main thread (Python allows handlers nowhere else).
-  """
-
-  def __init__(self):
-    self.signum: int | None = None
-    self._previous: dict[int, Any] = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.signum is not None:
-      raise KeyboardInterrupt
-    self.signum = signum
-    logging.warning("%s received: saving after this step.", signal.Signals(signum).name)
-
-  def __enter__(self) -> _StopRequests:
-    if threading.current_thread() is threading.main_thread():
-      for s in (signal.SIGTERM, signal.SIGINT):
-        self._previous[s] = signal.signal(s, self._handle)
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for s, h in self._previous.items():
-      signal.signal(s, h)
-
 
 # ----------------------------------------------------------------------------
 # Data on device
@@ -104,9 +62,7 @@ class _StopRequests:
 def make_mesh() -> jax.sharding.Mesh:
   """A 1-D data-parallel mesh over every device of every process."""
   # Auto axes: XLA propagates shardings from the constraints placed on batches.
-  return jax.make_mesh(
-      (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
-  )
+  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Split]:
@@ -118,9 +74,9 @@ def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Spl
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   kw = dict(
-      data_dir=config.data_dir or None,
-      download=config.download,
-      archive=config.archive or None,
+    data_dir=config.data_dir or None,
+    download=config.download,
+    archive=config.archive or None,
   )
   train_split = config.train_split
   if jax.process_count() > 1:
@@ -129,16 +85,14 @@ def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Spl
 
 
 def make_preprocess(
-    config: ml_collections.ConfigDict, train_images: np.ndarray | Array
+  config: ml_collections.ConfigDict, train_images: np.ndarray | Array
 ) -> Callable[[Array], Array]:
   """uint8 images -> model inputs, as chosen by `config.input_scaling`."""
   mean = std = None
   if config.input_scaling == "standardize":
     images = distributed.local_value(train_images)
     mean, std = (jnp.asarray(s) for s in data.cifar10.channel_stats(images))
-  return functools.partial(
-      data.scale_images, scaling=config.input_scaling, mean=mean, std=std
-  )
+  return functools.partial(data.scale_images, scaling=config.input_scaling, mean=mean, std=std)
 
 
 def _pad_to(a: np.ndarray, multiple: int) -> np.ndarray:
@@ -150,13 +104,13 @@ def _check_batch(config: ml_collections.ConfigDict, num_train: int) -> None:
   n_dev = jax.device_count()
   if config.batch_size % n_dev:
     raise config_lib.ConfigError(
-        f"config.batch_size={config.batch_size} does not divide over the"
-        f" {n_dev} devices; use a multiple of {n_dev}."
+      f"config.batch_size={config.batch_size} does not divide over the"
+      f" {n_dev} devices; use a multiple of {n_dev}."
     )
   if config.batch_size > num_train:
     raise config_lib.ConfigError(
-        f"config.batch_size={config.batch_size} is larger than the training"
-        f" split ({num_train} examples)."
+      f"config.batch_size={config.batch_size} is larger than the training"
+      f" split ({num_train} examples)."
     )
 
 
@@ -166,10 +120,10 @@ def _check_batch(config: ml_collections.ConfigDict, num_train: int) -> None:
 
 
 def train_and_evaluate(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike,
-    *,
-    allow_config_change: bool = False,
+  config: ml_collections.ConfigDict,
+  workdir: str | os.PathLike,
+  *,
+  allow_config_change: bool = False,
 ) -> TrainState:
   """Trains `config`'s model, evaluating every epoch; resumes from `workdir`.
 
@@ -184,15 +138,15 @@ def train_and_evaluate(
   workdir.mkdir(parents=True, exist_ok=True)
   # One lock per job: process 0 holds it for all processes of a multi-host run.
   lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
-  with lock, _StopRequests() as stop:
+  with lock, StopRequests() as stop:
     return _run(config, workdir, allow_config_change, stop)
 
 
 def _run(
-    config: ml_collections.ConfigDict,
-    workdir: Path,
-    allow_config_change: bool,
-    stop: _StopRequests,
+  config: ml_collections.ConfigDict,
+  workdir: Path,
+  allow_config_change: bool,
+  stop: StopRequests,
 ) -> TrainState:
   lead = distributed.is_lead()
   train, evals = load_splits(config)
@@ -229,20 +183,23 @@ def _run(
   bs = config.batch_size
   eval_x = distributed.replicate(_pad_to(evals.images, bs), mesh)
   eval_y = distributed.replicate(_pad_to(evals.labels, bs), mesh)
-  eval_mask = distributed.replicate(
-      _pad_to(np.ones(evals.labels.shape, np.float32), bs), mesh
-  )
+  eval_mask = distributed.replicate(_pad_to(np.ones(evals.labels.shape, np.float32), bs), mesh)
 
   steps_per_epoch = num_train // bs
   common = dict(batch_size=bs, preprocess=preprocess, batch_sharding=batch_sharding)
-  train_on = jax.jit(
-      functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1)
-  )
+  train_on = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
   eval_on = jax.jit(
-      functools.partial(steps_lib.eval_on_slice, apply_fn=model.apply, **common),
-      donate_argnums=0,
+    functools.partial(steps_lib.eval_on_slice, apply_fn=model.apply, **common),
+    donate_argnums=0,
   )
   permutation = jax.jit(epoch_permutation, static_argnums=2)
+  train_diagnosed = None
+  if config.diagnostics:
+    diagnose = (model.activation, config.saturation_threshold)
+    train_diagnosed = jax.jit(
+      functools.partial(steps_lib.train_on_indices, diagnose=diagnose, **common),
+      donate_argnums=(0, 1),
+    )
   # Metric sums live on every device of every process, like the state.
   zeros = jax.jit(steps_lib.zeros, static_argnums=0, out_shardings=replicated)
 
@@ -254,11 +211,22 @@ def _run(
 
   writer = writers.MetricsWriter(workdir) if lead else None
   console = writers.ConsoleProgress(config.num_epochs, steps_per_epoch, enabled=lead)
-  guard = _NonFiniteGuard(config, ckpt)
+  guard = NonFiniteGuard(config, ckpt)
   multi = jax.process_count() > 1
+  diag_pending: list[tuple[int, int, dict[str, Any]]] = []
   # Host copies of step and epoch, so no donated buffer is ever read back.
   step = int(distributed.local_value(state.step))
   first_epoch = int(distributed.local_value(state.epoch))
+  pending = None
+
+  def flush_logs() -> None:
+    """Logs the finished interval and queued diagnostics; applies the guard."""
+    nonlocal pending, diag_pending
+    if pending is not None:
+      guard.check(_report_interval(console, writer, *pending), state)
+      pending = None
+    diag_pending = _write_diagnostics(writer, diag_pending)
+
   try:
     for epoch in range(first_epoch, config.num_epochs):
       console.start_epoch(epoch + 1)
@@ -267,29 +235,34 @@ def _run(
       order = permutation(state.rng, state.epoch, num_train)
       interval, pending = zeros(), None
       for i in range(step - epoch * steps_per_epoch, steps_per_epoch):
-        state, interval = train_on(state, interval, train_x, train_y, order, jnp.int32(i))
+        args = (state, interval, train_x, train_y, order, jnp.int32(i))
+        if train_diagnosed is not None and step % config.diagnostics_every_steps == 0:
+          # Diagnostics of the step from `step` (step 0: at initialisation).
+          state, interval, diag = train_diagnosed(*args)
+          diag_pending.append((step, epoch + 1, diag))
+        else:
+          state, interval = train_on(*args)
         step += 1
-        if pending is not None:  # the last interval, read while this step runs
-          guard.check(_report_interval(console, writer, *pending), state)
-          pending = None
+        flush_logs()  # the last interval, read while this step runs
         last = i + 1 == steps_per_epoch
         boundary = last or (i + 1) % config.log_every_steps == 0
         # Processes must stop at the same step: agree at logging boundaries.
-        stopping = stop.signum is not None if not multi else (
-            boundary and distributed.any_process(stop.signum is not None)
+        stopping = (
+          stop.signum is not None
+          if not multi
+          else (boundary and distributed.any_process(stop.signum is not None))
         )
         save_now = stopping or (
-            config.checkpoint_every_steps > 0
-            and step % config.checkpoint_every_steps == 0
-            and not last
+          config.checkpoint_every_steps > 0
+          and step % config.checkpoint_every_steps == 0
+          and not last
         )
         if save_now or boundary:
           totals = steps_lib.accumulate(totals, interval)
           pending = (interval, totals, step, epoch + 1, i + 1)
           interval = zeros()
         if save_now:
-          guard.check(_report_interval(console, writer, *pending), state)
-          pending = None
+          flush_logs()
           ckpt.save(step, {"state": state, "epoch_totals": totals})
           if stopping:
             ckpt.wait()
@@ -297,8 +270,7 @@ def _run(
             if writer:
               writer.write("preempted", step, epoch, signal=signal.Signals(signum).name)
             raise Preempted(step, signum, ckpt.directory)
-      if pending is not None:
-        guard.check(_report_interval(console, writer, *pending), state)
+      flush_logs()
       train_metrics = steps_lib.summarise(totals)
       eval_metrics = evaluate(state.params)
       state = state.replace(epoch=state.epoch + 1)
@@ -306,17 +278,21 @@ def _run(
       ckpt.save(step, {"state": state, "epoch_totals": totals})
       seconds = time.perf_counter() - t0
       console.end_epoch(
-          seconds,
-          loss=train_metrics["loss"],
-          acc=train_metrics["accuracy"],
-          val_loss=eval_metrics["loss"],
-          val_acc=eval_metrics["accuracy"],
+        seconds,
+        loss=train_metrics["loss"],
+        acc=train_metrics["accuracy"],
+        val_loss=eval_metrics["loss"],
+        val_acc=eval_metrics["accuracy"],
       )
       if writer:
         writer.write(
-            "train", step, epoch + 1, **train_metrics, seconds=seconds,
-            ms_per_step=1000.0 * seconds / steps_per_epoch,
-            checkpoint_seconds=ckpt.seconds_blocked - blocked0,
+          "train",
+          step,
+          epoch + 1,
+          **train_metrics,
+          seconds=seconds,
+          ms_per_step=1000.0 * seconds / steps_per_epoch,
+          checkpoint_seconds=ckpt.seconds_blocked - blocked0,
         )
         writer.write("eval", step, epoch + 1, **eval_metrics)
   finally:
@@ -326,39 +302,13 @@ def _run(
   return state
 
 
-class _NonFiniteGuard:
-  """Applies config.nonfinite_policy to the skip counts the steps report."""
-
-  def __init__(self, config: ml_collections.ConfigDict, ckpt: checkpoint.Checkpoints):
-    self.policy = config.nonfinite_policy
-    self.max_skips = config.max_consecutive_skips
-    self.ckpt = ckpt
-
-  def _last_good(self) -> str:
-    self.ckpt.wait()
-    last = self.ckpt.latest_step()
-    where = f"step {last}" if last is not None else "none yet"
-    return f"The last good checkpoint ({where}) in {self.ckpt.directory} is untouched."
-
-  def check(self, interval: dict[str, float], state: TrainState) -> None:
-    if not interval.get("skipped"):
-      return
-    if self.policy == "stop":
-      bad = int(distributed.local_value(state.first_nonfinite_step))
-      kind = int(distributed.local_value(state.nonfinite_kind))
-      raise NonFiniteError(
-          f"Non-finite {steps_lib.NONFINITE_NAMES[kind]} at step {bad}; the run"
-          f" stopped (config.nonfinite_policy='stop') without applying that"
-          f" update. {self._last_good()} Lower config.learning_rate, or set"
-          " config.nonfinite_policy='skip' to skip such steps."
-      )
-    if interval["max_consecutive_skips"] >= self.max_skips:
-      raise NonFiniteError(
-          f"{interval['max_consecutive_skips']} consecutive steps had a non-finite"
-          f" loss or gradient (limit config.max_consecutive_skips={self.max_skips});"
-          f" {int(distributed.local_value(state.skipped_steps))} skipped in all. {self._last_good()}"
-          " Lower config.learning_rate."
-      )
+def _write_diagnostics(writer, pending: list) -> list:
+  """Writes queued diagnostics records (one transfer each); returns []."""
+  for step, epoch, diag in pending:
+    values = jax.tree.map(lambda a: float(distributed.local_value(a)), diag)
+    if writer:
+      writer.write("diagnostics", step, epoch, **values)
+  return []
 
 
 def _report_interval(console, writer, sums, totals, step, epoch, done) -> dict[str, float]:
@@ -371,6 +321,24 @@ def _report_interval(console, writer, sums, totals, step, epoch, done) -> dict[s
   return interval
 
 
+def restore_run(
+  workdir: str | os.PathLike,
+) -> tuple[ml_collections.ConfigDict, TrainState]:
+  """The config and the latest saved state of a run, for analysis.
+
+  Restores on this process's devices whatever the run's device count was.
+  """
+  workdir = Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  like = create_train_state(config, make_model(config), jax.random.key(config.seed))
+  restored = checkpoint.Checkpoints(workdir).restore_latest(
+    {"state": like, "epoch_totals": steps_lib.zeros()}
+  )
+  if restored is None:
+    raise checkpoint.CheckpointError(f"{workdir} holds no checkpoint.")
+  return config, restored[1]["state"]
+
+
 def final_summary(workdir: str | os.PathLike) -> dict[str, Any]:
   """Last and best eval accuracy of a run, from its metrics.jsonl."""
   evals = [r for r in writers.read_metrics(workdir) if r["split"] == "eval"]
@@ -381,9 +349,9 @@ def final_summary(workdir: str | os.PathLike) -> dict[str, Any]:
   last = by_epoch[max(by_epoch)]
   best = max(by_epoch.values(), key=lambda r: r["accuracy"])
   return {
-      "epochs": last["epoch"],
-      "final_eval_accuracy": last["accuracy"],
-      "final_eval_loss": last["loss"],
-      "best_eval_accuracy": best["accuracy"],
-      "best_epoch": best["epoch"],
+    "epochs": last["epoch"],
+    "final_eval_accuracy": last["accuracy"],
+    "final_eval_loss": last["loss"],
+    "best_eval_accuracy": best["accuracy"],
+    "best_epoch": best["epoch"],
   }

@@ -15,9 +15,20 @@ from actlab import activations
 # Fields that change the model, the data or the optimisation: resuming a
 # workdir with other values would silently mix two experiments.
 RESUME_FIELDS = (
-    "activation", "dtype", "seed", "train_split", "eval_split", "input_scaling",
-    "batch_size", "optimizer", "learning_rate", "adam_b1", "adam_b2", "adam_eps",
-    "weight_decay", "momentum",
+  "activation",
+  "dtype",
+  "seed",
+  "train_split",
+  "eval_split",
+  "input_scaling",
+  "batch_size",
+  "optimizer",
+  "learning_rate",
+  "adam_b1",
+  "adam_b2",
+  "adam_eps",
+  "weight_decay",
+  "momentum",
 )
 
 
@@ -44,8 +55,8 @@ class WorkdirLock:
       holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
       os.close(fd)
       raise WorkdirError(
-          f"Another run (pid {holder}) is using {self.path.parent}. Wait for it"
-          " to finish, or use another --workdir."
+        f"Another run (pid {holder}) is using {self.path.parent}. Wait for it"
+        " to finish, or use another --workdir."
       ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -69,14 +80,14 @@ def resolved_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
   """`field: saved -> requested` for every resume-relevant field that differs."""
   return [
-      f"  {k}: {saved.get(k)!r} -> {requested.get(k)!r}"
-      for k in RESUME_FIELDS
-      if saved.get(k) != requested.get(k)
+    f"  {k}: {saved.get(k)!r} -> {requested.get(k)!r}"
+    for k in RESUME_FIELDS
+    if saved.get(k) != requested.get(k)
   ]
 
 
 def check_and_write_config(
-    config: ml_collections.ConfigDict, workdir: Path, allow_change: bool = False
+  config: ml_collections.ConfigDict, workdir: Path, allow_change: bool = False
 ) -> None:
   """Refuses a workdir whose saved config disagrees; then writes config.json."""
   requested = resolved_config(config)
@@ -86,9 +97,10 @@ def check_and_write_config(
     diff = config_diff(saved, requested)
     if diff:
       raise WorkdirError(
-          f"{workdir} holds a run with a different config:\n" + "\n".join(diff)
-          + "\nUse another --workdir, or pass --allow_config_change to continue"
-          " this run with the new values."
+        f"{workdir} holds a run with a different config:\n"
+        + "\n".join(diff)
+        + "\nUse another --workdir, or pass --allow_config_change to continue"
+        " this run with the new values."
       )
   tmp = path.with_suffix(".json.tmp")
   tmp.write_text(json.dumps(requested, indent=2, sort_keys=True) + "\n")

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 
 def _plain(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {k: _plain(v) for k, v in value.items()}
   if hasattr(value, "item"):
     value = value.item()
   if isinstance(value, float) and not math.isfinite(value):
@@ -42,8 +44,11 @@ class MetricsWriter:
     self._file.write(json.dumps(record) + "\n")
     if self._tb is not None:
       for k, v in record.items():
-        if k not in ("split", "step", "epoch") and isinstance(v, (int, float)):
-          self._tb.add_scalar(f"{split}/{k}", v, int(step))
+        if k in ("split", "step", "epoch"):
+          continue
+        for tag, x in v.items() if isinstance(v, dict) else [("", v)]:
+          if isinstance(x, (int, float)):
+            self._tb.add_scalar(f"{split}/{k}" + (f"/{tag}" if tag else ""), x, int(step))
 
   def close(self) -> None:
     self._file.close()
@@ -61,11 +66,11 @@ class ConsoleProgress:
   """Keras-style epoch lines, with a live progress bar on a terminal."""
 
   def __init__(
-      self,
-      num_epochs: int,
-      steps_per_epoch: int,
-      stream: TextIO | None = None,
-      enabled: bool = True,
+    self,
+    num_epochs: int,
+    steps_per_epoch: int,
+    stream: TextIO | None = None,
+    enabled: bool = True,
   ):
     self.num_epochs = num_epochs
     self.steps = steps_per_epoch
@@ -88,8 +93,8 @@ class ConsoleProgress:
       return
     elapsed = time.perf_counter() - self._start
     self.stream.write(
-        f"\r{done}/{self.steps} {self._bar(done)} - {elapsed:.0f}s"
-        f" - loss: {loss:.4f} - acc: {acc:.4f}"
+      f"\r{done}/{self.steps} {self._bar(done)} - {elapsed:.0f}s"
+      f" - loss: {loss:.4f} - acc: {acc:.4f}"
     )
     self.stream.flush()
 
@@ -97,8 +102,8 @@ class ConsoleProgress:
     ms = 1000.0 * seconds / max(self.steps, 1)
     parts = " - ".join(f"{k}: {v:.4f}" for k, v in metrics.items())
     self.stream.write(
-        ("\r" if self.live else "")
-        + f"{self.steps}/{self.steps} {self._bar(self.steps)} - {seconds:.0f}s"
-        f" {ms:.0f}ms/step - {parts}\n"
+      ("\r" if self.live else "")
+      + f"{self.steps}/{self.steps} {self._bar(self.steps)} - {seconds:.0f}s"
+      f" {ms:.0f}ms/step - {parts}\n"
     )
     self.stream.flush()

@@ -22,15 +22,17 @@ from actlab.workdir import WorkdirError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
 flags.DEFINE_bool(
-    "allow_config_change", False,
-    "Continue a workdir whose saved config differs from --config (default: refuse).",
+  "allow_config_change",
+  False,
+  "Continue a workdir whose saved config differs from --config (default: refuse).",
 )
 config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file (a get_config() module).", lock_config=True
+  "config", None, "Experiment config file (a get_config() module).", lock_config=True
 )
 flags.DEFINE_string(
-    "coordinator_address", None,
-    "host:port of process 0, for a multi-process run outside SLURM/TPU/Kubernetes.",
+  "coordinator_address",
+  None,
+  "host:port of process 0, for a multi-process run outside SLURM/TPU/Kubernetes.",
 )
 flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
 flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
@@ -46,14 +48,18 @@ def main(argv):
   logging.info("JAX devices: %s", jax.devices())
   try:
     train.train_and_evaluate(
-        FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
+      FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
     )
   except train.Preempted as e:
     print(e, file=sys.stderr)
     sys.exit(train.PREEMPTED_EXIT_CODE)
   except (
-      ConfigError, WorkdirError, CheckpointError, train.NonFiniteError,
-      data.DataNotFoundError, data.ChecksumError,
+    ConfigError,
+    WorkdirError,
+    CheckpointError,
+    train.NonFiniteError,
+    data.DataNotFoundError,
+    data.ChecksumError,
   ) as e:
     # Expected failures, not bugs: the message says what to do; no traceback.
     sys.exit(f"error: {e}")

@@ -21,8 +21,18 @@ jax.config.update("jax_num_cpu_devices", NUM_TEST_DEVICES)
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck"]
+LABEL_NAMES = [
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
+]
 TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
 
 
@@ -30,8 +40,8 @@ def cifar_records(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """`n` random images (N, 32, 32, 3) uint8 and labels, deterministic in seed."""
   rng = np.random.default_rng(seed)
   return (
-      rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-      rng.integers(0, 10, (n,), dtype=np.uint8),
+    rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+    rng.integers(0, 10, (n,), dtype=np.uint8),
   )
 
 
@@ -49,8 +59,12 @@ def python_env(**extra: str) -> dict[str, str]:
 def run_python(*args, timeout=300) -> subprocess.CompletedProcess:
   """Runs `python *args` in the repository root and waits for it."""
   return subprocess.run(
-      [sys.executable, *args], cwd=ROOT, env=python_env(), capture_output=True,
-      text=True, timeout=timeout,
+    [sys.executable, *args],
+    cwd=ROOT,
+    env=python_env(),
+    capture_output=True,
+    text=True,
+    timeout=timeout,
   )
 
 
@@ -67,8 +81,8 @@ def make_fake_cifar10(root: Path, per_batch: int = 8, archive: bool = True):
   members["test_batch.bin"] = to_binary(*test)
   digests = {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}
   split = {
-      "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
-      "test": test,
+    "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+    "test": test,
   }
   if archive:
     path = root / "cifar-10-binary.tar.gz"

@@ -8,10 +8,10 @@ from conftest import run_python as run
 
 def test_import_actlab_does_not_import_tensorflow():
   code = (
-      "import sys, actlab\n"
-      "from actlab import activations, models, data, train, checkpoint, writers\n"
-      "assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)\n"
-      "print('ok')"
+    "import sys, actlab\n"
+    "from actlab import activations, models, data, train, checkpoint, writers\n"
+    "assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)\n"
+    "print('ok')"
   )
   out = run("-c", code)
   assert out.returncode == 0, out.stderr
@@ -21,18 +21,18 @@ def test_import_actlab_does_not_import_tensorflow():
 def test_data_import_command_then_experiment_with_flag_overrides(tmp_path, fake_cifar10):
   data_dir, _ = fake_cifar10
   out = run(
-      "experiments/main.py",
-      "--config=experiments/configs/lenet5_cifar10.py:act=tanh",
-      f"--workdir={tmp_path / 'wd'}",
-      f"--config.data_dir={data_dir}",
-      "--config.download=False",
-      "--config.batch_size=8",
-      "--config.num_epochs=2",
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py:act=tanh",
+    f"--workdir={tmp_path / 'wd'}",
+    f"--config.data_dir={data_dir}",
+    "--config.download=False",
+    "--config.batch_size=8",
+    "--config.num_epochs=2",
   )
   assert out.returncode == 0, out.stderr[-3000:]
   assert "Total params: 697,046" in out.stdout
   assert "Epoch 2/2" in out.stdout and "val_acc:" in out.stdout and "ms/step" in out.stdout
-  summary = json.loads(out.stdout[out.stdout.rindex("{"):])
+  summary = json.loads(out.stdout[out.stdout.rindex("{") :])
   assert summary["epochs"] == 2
   cfg = json.loads((tmp_path / "wd" / "config.json").read_text())
   assert (cfg["activation"], cfg["num_epochs"], cfg["batch_size"]) == ("tanh", 2, 8)
@@ -48,10 +48,10 @@ def test_data_import_command_rejects_corrupt_member(tmp_path):
 
 def test_experiment_refuses_bad_override(tmp_path):
   out = run(
-      "experiments/main.py",
-      "--config=experiments/configs/lenet5_cifar10.py",
-      f"--workdir={tmp_path / 'wd'}",
-      "--config.batch_size=-1",
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={tmp_path / 'wd'}",
+    "--config.batch_size=-1",
   )
   assert out.returncode != 0
   assert "config.batch_size must be a positive integer, got -1" in out.stderr
@@ -59,11 +59,11 @@ def test_experiment_refuses_bad_override(tmp_path):
 
 def test_experiment_offline_without_data_says_what_to_do(tmp_path):
   out = run(
-      "experiments/main.py",
-      "--config=experiments/configs/lenet5_cifar10.py",
-      f"--workdir={tmp_path / 'wd'}",
-      f"--config.data_dir={tmp_path / 'nothing'}",
-      "--config.download=False",
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={tmp_path / 'wd'}",
+    f"--config.data_dir={tmp_path / 'nothing'}",
+    "--config.download=False",
   )
   assert out.returncode != 0
   assert "python -m actlab.data import" in out.stderr

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import make_fake_cifar10
 
 from actlab import data
 from actlab.data import offline
-from conftest import make_fake_cifar10
 
 
 def _as_set(images, labels):
@@ -96,5 +96,7 @@ def test_scalings():
 
 def test_member_digest_table_matches_the_official_release():
   assert set(offline.MEMBER_SHA256) == {
-      "batches.meta.txt", "test_batch.bin", *(f"data_batch_{i}.bin" for i in range(1, 6))
+    "batches.meta.txt",
+    "test_batch.bin",
+    *(f"data_batch_{i}.bin" for i in range(1, 6)),
   }

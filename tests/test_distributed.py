@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import NUM_TEST_DEVICES, ROOT, python_env
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-
-from actlab import checkpoint, data, steps, train, writers
-from conftest import NUM_TEST_DEVICES, ROOT, python_env, run_python
 from test_train import small_config
+
+from actlab import data, steps, train, writers
 
 # Data-parallel runs sum gradients in another order than one device does;
 # after a few Adam steps parameters agree to this (float32) tolerance.
@@ -23,7 +23,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 def _mesh(n):
   return jax.make_mesh(
-      (n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
+    (n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
   )
 
 
@@ -31,16 +31,16 @@ def _run_steps(mesh, num_steps=4, batch_size=16):
   cfg = small_config(batch_size=batch_size)
   model = steps.make_model(cfg)
   replicated = NamedSharding(mesh, P())
-  state = jax.jit(
-      lambda r: steps.create_train_state(cfg, model, r), out_shardings=replicated
-  )(jax.random.key(0))
+  state = jax.jit(lambda r: steps.create_train_state(cfg, model, r), out_shardings=replicated)(
+    jax.random.key(0)
+  )
   rng = np.random.default_rng(0)
   x = jax.device_put(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), replicated)
   y = jax.device_put(rng.integers(0, 10, (64,), dtype=np.int32), replicated)
   common = dict(
-      batch_size=batch_size,
-      preprocess=functools.partial(data.scale_images, scaling="unit"),
-      batch_sharding=NamedSharding(mesh, P("data")),
+    batch_size=batch_size,
+    preprocess=functools.partial(data.scale_images, scaling="unit"),
+    batch_sharding=NamedSharding(mesh, P("data")),
   )
   step = jax.jit(functools.partial(steps.train_on_indices, **common))
   gather = jax.jit(functools.partial(steps.gather_batch, **common))
@@ -65,8 +65,9 @@ def test_eight_devices_match_one_and_the_batch_is_sharded():
   leaf = jax.tree.leaves(eight.params)[0]
   assert leaf.sharding.is_fully_replicated and len(leaf.addressable_shards) == 8
   jax.tree.map(
-      functools.partial(np.testing.assert_allclose, rtol=RTOL, atol=ATOL),
-      jax.device_get(eight.params), jax.device_get(one.params),
+    functools.partial(np.testing.assert_allclose, rtol=RTOL, atol=ATOL),
+    jax.device_get(eight.params),
+    jax.device_get(one.params),
   )
 
 
@@ -96,29 +97,36 @@ def _free_port():
 
 def _args(data_dir, workdir, epochs):
   return [
-      "experiments/main.py",
-      "--config=experiments/configs/lenet5_cifar10.py",
-      f"--workdir={workdir}",
-      f"--config.data_dir={data_dir}",
-      "--config.download=False",
-      "--config.batch_size=16",
-      "--config.input_scaling=unit",
-      f"--config.num_epochs={epochs}",
-      "--config.log_every_steps=5",
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={workdir}",
+    f"--config.data_dir={data_dir}",
+    "--config.download=False",
+    "--config.batch_size=16",
+    "--config.input_scaling=unit",
+    f"--config.num_epochs={epochs}",
+    "--config.log_every_steps=5",
   ]
 
 
 def _two_processes(data_dir, workdir, epochs):
   port = _free_port()
   procs = [
-      subprocess.Popen(
-          [sys.executable, *_args(data_dir, workdir, epochs),
-           f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-           f"--process_id={i}"],
-          cwd=ROOT, env=python_env(JAX_NUM_CPU_DEVICES="2"),
-          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      )
-      for i in range(2)
+    subprocess.Popen(
+      [
+        sys.executable,
+        *_args(data_dir, workdir, epochs),
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+      ],
+      cwd=ROOT,
+      env=python_env(JAX_NUM_CPU_DEVICES="2"),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
   ]
   outs = [p.communicate(timeout=400) for p in procs]
   for p, (_, err) in zip(procs, outs):
@@ -128,20 +136,20 @@ def _two_processes(data_dir, workdir, epochs):
 
 def _one_process(data_dir, workdir, epochs, devices="1"):
   out = subprocess.run(
-      [sys.executable, *_args(data_dir, workdir, epochs)], cwd=ROOT,
-      env=python_env(JAX_NUM_CPU_DEVICES=devices), capture_output=True, text=True, timeout=400,
+    [sys.executable, *_args(data_dir, workdir, epochs)],
+    cwd=ROOT,
+    env=python_env(JAX_NUM_CPU_DEVICES=devices),
+    capture_output=True,
+    text=True,
+    timeout=400,
   )
   assert out.returncode == 0, out.stderr[-4000:]
   return out
 
 
 def _params(workdir, data_dir):
-  cfg = small_config(data_dir, batch_size=16)
-  like = steps.create_train_state(cfg, steps.make_model(cfg), jax.random.key(0))
-  _, saved = checkpoint.Checkpoints(workdir).restore_latest(
-      {"state": like, "epoch_totals": steps.zeros()}
-  )
-  return jax.device_get(saved["state"].params), saved["state"]
+  _, state = train.restore_run(workdir)
+  return jax.device_get(state.params), state
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +161,7 @@ def single_process_run(fake_cifar10_large, tmp_path_factory):
 
 
 def test_two_processes_match_one_and_only_process_zero_writes(
-    fake_cifar10_large, single_process_run, tmp_path
+  fake_cifar10_large, single_process_run, tmp_path
 ):
   data_dir, _ = fake_cifar10_large
   wd = tmp_path / "two"

@@ -39,11 +39,13 @@ def test_logits_shape_and_dtype():
 
 @pytest.mark.parametrize("name", activations.names())
 def test_activation_is_a_field_and_is_used(name):
-  x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+  # Scaled so that some pre-activations pass 6, where relu6 parts from relu.
+  x = 4 * jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
   base = models.LeNet5()
   params = base.init(jax.random.key(0), x)
   out = models.LeNet5(activation=activations.get(name)).apply(params, x)
-  assert np.isfinite(np.asarray(out)).all()
+  if name != "exponential":  # exp through four layers overflows float32
+    assert np.isfinite(np.asarray(out)).all()
   if name != "relu":
     assert not np.allclose(out, base.apply(params, x))
 

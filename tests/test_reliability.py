@@ -12,11 +12,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from conftest import ROOT, python_env, run_python
+from test_train import small_config
 
 from actlab import checkpoint, steps, train, writers
 from actlab.workdir import WorkdirError, WorkdirLock
-from conftest import ROOT, python_env, run_python
-from test_train import small_config
 
 STEPS_PER_EPOCH = 320 // 8  # fake_cifar10_large, batch 8
 EPOCHS = 12
@@ -24,24 +24,28 @@ EPOCHS = 12
 
 def _cli(data_dir, workdir, *extra):
   return [
-      "experiments/main.py",
-      "--config=experiments/configs/lenet5_cifar10.py",
-      f"--workdir={workdir}",
-      f"--config.data_dir={data_dir}",
-      "--config.download=False",
-      "--config.batch_size=8",
-      "--config.input_scaling=unit",
-      f"--config.num_epochs={EPOCHS}",
-      "--config.checkpoint_every_steps=7",
-      "--config.log_every_steps=5",
-      *extra,
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={workdir}",
+    f"--config.data_dir={data_dir}",
+    "--config.download=False",
+    "--config.batch_size=8",
+    "--config.input_scaling=unit",
+    f"--config.num_epochs={EPOCHS}",
+    "--config.checkpoint_every_steps=7",
+    "--config.log_every_steps=5",
+    *extra,
   ]
 
 
 def _start(args):
   return subprocess.Popen(
-      [sys.executable, *args], cwd=ROOT, env=python_env(),
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    [sys.executable, *args],
+    cwd=ROOT,
+    env=python_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
   )
 
 
@@ -57,12 +61,8 @@ def _wait_for(predicate, proc, timeout=240):
   pytest.fail("timed out waiting for the run to make progress")
 
 
-def _final_params(workdir, config):
-  like = steps.create_train_state(config, steps.make_model(config), jax.random.key(0))
-  _, saved = checkpoint.Checkpoints(workdir).restore_latest(
-      {"state": like, "epoch_totals": steps.zeros()}
-  )
-  return saved["state"]
+def _final_params(workdir):
+  return train.restore_run(workdir)[1]
 
 
 def _assert_same_params(a, b):
@@ -76,8 +76,7 @@ def reference(fake_cifar10_large, tmp_path_factory):
   wd = tmp_path_factory.mktemp("reference")
   out = run_python(*_cli(data_dir, wd))
   assert out.returncode == 0, out.stderr[-3000:]
-  cfg = small_config(data_dir, num_epochs=EPOCHS)
-  return _final_params(wd, cfg)
+  return _final_params(wd)
 
 
 def test_sigkill_mid_epoch_then_rerun_is_bit_identical(fake_cifar10_large, reference, tmp_path):
@@ -99,11 +98,12 @@ def test_sigkill_mid_epoch_then_rerun_is_bit_identical(fake_cifar10_large, refer
   out = run_python(*_cli(data_dir, wd))  # same command; the lock died with the process
   assert out.returncode == 0, out.stderr[-3000:]
   assert "Resuming from checkpoint" in out.stderr
-  cfg = small_config(data_dir, num_epochs=EPOCHS)
-  _assert_same_params(_final_params(wd, cfg), reference)
+  _assert_same_params(_final_params(wd), reference)
 
 
-def test_sigterm_saves_exits_75_and_the_rerun_resumes_there(fake_cifar10_large, reference, tmp_path):
+def test_sigterm_saves_exits_75_and_the_rerun_resumes_there(
+  fake_cifar10_large, reference, tmp_path
+):
   data_dir, _ = fake_cifar10_large
   wd = tmp_path / "wd"
   proc = _start(_cli(data_dir, wd))
@@ -120,8 +120,7 @@ def test_sigterm_saves_exits_75_and_the_rerun_resumes_there(fake_cifar10_large, 
   out = run_python(*_cli(data_dir, wd))
   assert out.returncode == 0, out.stderr[-3000:]
   assert f"Resuming from checkpoint {preempted['step']}" in out.stderr
-  cfg = small_config(data_dir, num_epochs=EPOCHS)
-  _assert_same_params(_final_params(wd, cfg), reference)
+  _assert_same_params(_final_params(wd), reference)
 
 
 def _diverge(data_dir, wd, **overrides):
@@ -134,7 +133,7 @@ def test_divergence_stop_names_step_and_keeps_last_good_checkpoint(fake_cifar10,
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"
   bad = _diverge(data_dir, wd)
-  good = _final_params(wd, small_config(data_dir))
+  good = _final_params(wd)
   with pytest.raises(train.NonFiniteError) as err:
     train.train_and_evaluate(bad, wd, allow_config_change=True)
   msg = str(err.value)
@@ -142,7 +141,7 @@ def test_divergence_stop_names_step_and_keeps_last_good_checkpoint(fake_cifar10,
   assert "Non-finite loss at step 7" in msg and "nonfinite_policy='stop'" in msg
   assert "The last good checkpoint (step 5)" in msg
   assert checkpoint.Checkpoints(wd).latest_step() == 5
-  restored = _final_params(wd, small_config(data_dir))
+  restored = _final_params(wd)
   _assert_same_params(restored, good)
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.params))
 
@@ -198,7 +197,7 @@ def test_killed_mid_save_leaves_a_temporary_folder_that_is_ignored(fake_cifar10,
 
 
 def test_disk_full_on_save_is_reported_and_earlier_checkpoint_survives(
-    fake_cifar10, tmp_path, monkeypatch
+  fake_cifar10, tmp_path, monkeypatch
 ):
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"
@@ -255,10 +254,10 @@ def test_concurrent_run_is_refused_and_the_lock_is_released(fake_cifar10, tmp_pa
 
 def test_wrong_type_override_is_refused_before_anything_runs(tmp_path):
   out = run_python(
-      "experiments/main.py",
-      "--config=experiments/configs/lenet5_cifar10.py",
-      f"--workdir={tmp_path / 'wd'}",
-      "--config.batch_size=lots",
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={tmp_path / 'wd'}",
+    "--config.batch_size=lots",
   )
   assert out.returncode != 0
   assert "batch_size" in out.stderr and "lots" in out.stderr

@@ -82,7 +82,9 @@ def test_resume_continues_bit_for_bit(fake_cifar10, tmp_path):
   assert int(resumed.step) == int(straight.step) and int(resumed.epoch) == 3
   jax.tree.map(np.testing.assert_array_equal, _params(resumed), _params(straight))
   evals = lambda d: [r for r in writers.read_metrics(d) if r["split"] == "eval"]  # noqa: E731
-  assert [r["accuracy"] for r in evals(tmp_path / "b")] == [r["accuracy"] for r in evals(tmp_path / "a")]
+  assert [r["accuracy"] for r in evals(tmp_path / "b")] == [
+    r["accuracy"] for r in evals(tmp_path / "a")
+  ]
 
 
 def test_epoch_order_depends_only_on_key_and_epoch():
@@ -95,17 +97,17 @@ def test_epoch_order_depends_only_on_key_and_epoch():
 
 
 @pytest.mark.parametrize(
-    "override, message",
-    [
-        ({"batch_size": 0}, "config.batch_size must be a positive integer, got 0"),
-        ({"batch_size": -8}, "config.batch_size must be a positive integer"),
-        ({"num_epochs": 0}, "config.num_epochs must be a positive integer, got 0"),
-        ({"learning_rate": -1.0}, "config.learning_rate must be a positive number"),
-        ({"activation": "rleu"}, "Unknown activation 'rleu'. Did you mean 'relu'?"),
-        ({"activation": "elu(alpha="}, "Malformed activation spec"),
-        ({"optimizer": "adagrad"}, "config.optimizer='adagrad' is not one of"),
-        ({"input_scaling": "minmax"}, "config.input_scaling='minmax' is not one of"),
-    ],
+  "override, message",
+  [
+    ({"batch_size": 0}, "config.batch_size must be a positive integer, got 0"),
+    ({"batch_size": -8}, "config.batch_size must be a positive integer"),
+    ({"num_epochs": 0}, "config.num_epochs must be a positive integer, got 0"),
+    ({"learning_rate": -1.0}, "config.learning_rate must be a positive number"),
+    ({"activation": "rleu"}, "Unknown activation 'rleu'. Did you mean 'relu'?"),
+    ({"activation": "elu(alpha="}, "Malformed activation spec"),
+    ({"optimizer": "adagrad"}, "config.optimizer='adagrad' is not one of"),
+    ({"input_scaling": "minmax"}, "config.input_scaling='minmax' is not one of"),
+  ],
 )
 def test_bad_config_is_refused_before_anything_runs(tmp_path, override, message):
   with pytest.raises(ValueError) as err:

@@ -8,22 +8,22 @@ the official archive: `python -m actlab.data import PATH`.
 """
 
 from actlab.data.cifar10 import (
-    DataNotFoundError,
-    Split,
-    default_data_dir,
-    load,
-    prepare,
-    scale_images,
+  DataNotFoundError,
+  Split,
+  default_data_dir,
+  load,
+  prepare,
+  scale_images,
 )
 from actlab.data.offline import ChecksumError, import_cifar10
 
 __all__ = [
-    "ChecksumError",
-    "DataNotFoundError",
-    "Split",
-    "default_data_dir",
-    "import_cifar10",
-    "load",
-    "prepare",
-    "scale_images",
+  "ChecksumError",
+  "DataNotFoundError",
+  "Split",
+  "default_data_dir",
+  "import_cifar10",
+  "load",
+  "prepare",
+  "scale_images",
 ]

@@ -18,9 +18,9 @@ def main(argv: list[str] | None = None) -> int:
   imp = sub.add_parser("import", help="prepare cifar10 from a local copy of the official release")
   imp.add_argument("path", help="cifar-10-binary.tar.gz or the cifar-10-batches-bin/ folder")
   imp.add_argument(
-      "--data_dir",
-      default=None,
-      help=f"TFDS data directory (default: $TFDS_DATA_DIR or {default_data_dir()})",
+    "--data_dir",
+    default=None,
+    help=f"TFDS data directory (default: $TFDS_DATA_DIR or {default_data_dir()})",
   )
   args = parser.parse_args(argv)
   try:

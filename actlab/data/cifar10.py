@@ -35,20 +35,20 @@ def default_data_dir() -> Path:
 
 def _how_to_get_data(data_dir: Path) -> str:
   return (
-      f"To prepare it without internet, download {OFFICIAL_URL} on any"
-      " machine, copy it here and run\n"
-      f"  python -m actlab.data import /path/to/cifar-10-binary.tar.gz"
-      f" --data_dir={data_dir}\n"
-      "(the extracted cifar-10-batches-bin/ folder works too), or set"
-      " config.archive to that path."
+    f"To prepare it without internet, download {OFFICIAL_URL} on any"
+    " machine, copy it here and run\n"
+    f"  python -m actlab.data import /path/to/cifar-10-binary.tar.gz"
+    f" --data_dir={data_dir}\n"
+    "(the extracted cifar-10-batches-bin/ folder works too), or set"
+    " config.archive to that path."
   )
 
 
 def prepare(
-    data_dir: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    archive: str | os.PathLike | None = None,
+  data_dir: str | os.PathLike | None = None,
+  *,
+  download: bool = True,
+  archive: str | os.PathLike | None = None,
 ) -> None:
   """Makes TFDS `cifar10` (array_record) available in `data_dir`.
 
@@ -62,8 +62,8 @@ def prepare(
     return
   if not download:
     raise DataNotFoundError(
-        f"CIFAR-10 is not prepared in {data_dir} and downloading is off"
-        f" (config.download=False). {_how_to_get_data(data_dir)}"
+      f"CIFAR-10 is not prepared in {data_dir} and downloading is off"
+      f" (config.download=False). {_how_to_get_data(data_dir)}"
     )
   # TFDS needs TensorFlow to generate the dataset; keep it off the GPUs.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -74,12 +74,12 @@ def prepare(
   builder = tfds.builder(DATASET, data_dir=data_dir, file_format="array_record")
   try:
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
   except Exception as e:  # network errors come in many types
     raise DataNotFoundError(
-        f"CIFAR-10 is not prepared in {data_dir} and downloading it failed"
-        f" ({type(e).__name__}: {e}). {_how_to_get_data(data_dir)}"
+      f"CIFAR-10 is not prepared in {data_dir} and downloading it failed"
+      f" ({type(e).__name__}: {e}). {_how_to_get_data(data_dir)}"
     ) from e
 
 
@@ -90,11 +90,11 @@ def _data_source(split: str, data_dir: Path | None):
 
 
 def load(
-    split: str,
-    data_dir: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    archive: str | os.PathLike | None = None,
+  split: str,
+  data_dir: str | os.PathLike | None = None,
+  *,
+  download: bool = True,
+  archive: str | os.PathLike | None = None,
 ) -> Split:
   """Reads a CIFAR-10 split (`'train'`, `'test'`, `'train[:10%]'`, ...).
 
@@ -109,10 +109,10 @@ def load(
     builder = tfds.builder(DATASET, data_dir=root)
     if builder.is_prepared():
       raise DataNotFoundError(
-          f"CIFAR-10 in {builder.data_dir} is stored as"
-          f" {builder.info.file_format.value}, but actlab reads array_record"
-          " (random access without TensorFlow). Point config.data_dir at another"
-          " folder, or delete that one, and actlab will prepare it again."
+        f"CIFAR-10 in {builder.data_dir} is stored as"
+        f" {builder.info.file_format.value}, but actlab reads array_record"
+        " (random access without TensorFlow). Point config.data_dir at another"
+        " folder, or delete that one, and actlab will prepare it again."
       ) from e
     logging.info("CIFAR-10 not found in %s; preparing it.", root)
     prepare(root, download=download, archive=archive)
@@ -133,10 +133,10 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scale_images(
-    images_u8: jnp.ndarray,
-    scaling: str,
-    mean: jnp.ndarray | None = None,
-    std: jnp.ndarray | None = None,
+  images_u8: jnp.ndarray,
+  scaling: str,
+  mean: jnp.ndarray | None = None,
+  std: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
   """uint8 images -> float32 inputs: `raw` 0-255, `unit` 0-1, `standardize`."""
   x = images_u8.astype(jnp.float32)

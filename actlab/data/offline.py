@@ -23,13 +23,13 @@ PREFIX = "cifar-10-batches-bin"
 
 # SHA-256 of the member files of the official CIFAR-10 binary release.
 MEMBER_SHA256 = {
-    "batches.meta.txt": "558e74b5e208382e186da55784b4bac2cd52e558448e1b5800990fdb28ed8033",
-    "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
-    "data_batch_2.bin": "a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed",
-    "data_batch_3.bin": "bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67",
-    "data_batch_4.bin": "014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48",
-    "data_batch_5.bin": "755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add",
-    "test_batch.bin": "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b",
+  "batches.meta.txt": "558e74b5e208382e186da55784b4bac2cd52e558448e1b5800990fdb28ed8033",
+  "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
+  "data_batch_2.bin": "a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed",
+  "data_batch_3.bin": "bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67",
+  "data_batch_4.bin": "014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48",
+  "data_batch_5.bin": "755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add",
+  "test_batch.bin": "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b",
 }
 # The members the TFDS builder reads; readme.html is not needed.
 REQUIRED = tuple(MEMBER_SHA256)
@@ -53,16 +53,14 @@ def _copy_hashing(src: IO[bytes], dst_path: Path) -> str:
 def _check(name: str, got: str, source: Path, expected: dict[str, str]) -> None:
   if got != expected[name]:
     raise ChecksumError(
-        f"{name} in {source} does not match the official CIFAR-10 release"
-        f" (SHA-256 {got}, expected {expected[name]}). The file is corrupt or"
-        f" not from {OFFICIAL_URL}; download the archive again. Nothing was"
-        " written."
+      f"{name} in {source} does not match the official CIFAR-10 release"
+      f" (SHA-256 {got}, expected {expected[name]}). The file is corrupt or"
+      f" not from {OFFICIAL_URL}; download the archive again. Nothing was"
+      " written."
     )
 
 
-def stage_members(
-    source: Path, dest: Path, expected: dict[str, str] = MEMBER_SHA256
-) -> Path:
+def stage_members(source: Path, dest: Path, expected: dict[str, str] = MEMBER_SHA256) -> Path:
   """Copies the verified member files of `source` into `dest/PREFIX/`.
 
   Args:
@@ -86,23 +84,22 @@ def stage_members(
       path = folder / name
       if not path.is_file():
         raise FileNotFoundError(
-            f"{name} is missing from {folder}; expected the extracted"
-            f" {PREFIX}/ folder of the official release ({', '.join(expected)})."
+          f"{name} is missing from {folder}; expected the extracted"
+          f" {PREFIX}/ folder of the official release ({', '.join(expected)})."
         )
       with open(path, "rb") as f:
         _check(name, _copy_hashing(f, out / name), folder, expected)
     return dest
   if not source.is_file():
     raise FileNotFoundError(
-        f"{source} does not exist. Pass the path of cifar-10-binary.tar.gz or of"
-        f" its extracted {PREFIX}/ folder."
+      f"{source} does not exist. Pass the path of cifar-10-binary.tar.gz or of"
+      f" its extracted {PREFIX}/ folder."
     )
   try:
     archive = tarfile.open(source, "r:*")
   except tarfile.TarError as e:
     raise ChecksumError(
-        f"{source} is not a readable tar archive ({e}); download"
-        f" {OFFICIAL_URL} again."
+      f"{source} is not a readable tar archive ({e}); download {OFFICIAL_URL} again."
     ) from None
   seen = set()
   with archive:
@@ -117,8 +114,8 @@ def stage_members(
   missing = sorted(set(expected) - seen)
   if missing:
     raise FileNotFoundError(
-        f"{source} lacks {', '.join(missing)}; it is not the CIFAR-10 binary"
-        f" release. Download {OFFICIAL_URL}."
+      f"{source} lacks {', '.join(missing)}; it is not the CIFAR-10 binary"
+      f" release. Download {OFFICIAL_URL}."
     )
   return dest
 
@@ -137,9 +134,9 @@ class _LocalDownloads:
 
 
 def import_cifar10(
-    source: str | os.PathLike,
-    data_dir: str | os.PathLike | None = None,
-    expected_sha256: dict[str, str] = MEMBER_SHA256,
+  source: str | os.PathLike,
+  data_dir: str | os.PathLike | None = None,
+  expected_sha256: dict[str, str] = MEMBER_SHA256,
 ) -> Path:
   """Builds TFDS `cifar10` (array_record) in `data_dir` from a local copy.
 
@@ -170,10 +167,10 @@ def import_cifar10(
   scratch = Path(tempfile.mkdtemp(prefix="actlab-cifar10-"))
   try:
     builder._local = _LocalDownloads(  # pylint: disable=protected-access
-        stage_members(source, scratch, expected_sha256)
+      stage_members(source, scratch, expected_sha256)
     )
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
   finally:
     shutil.rmtree(scratch, ignore_errors=True)

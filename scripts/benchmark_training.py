@@ -1,12 +1,18 @@
 r"""Training throughput of the tutorial's LeNet5: actlab (JAX) vs PyTorch vs Keras.
 
+Also actlab variants against actlab itself: `actlab_jax_diagnostics` (every
+step computes all diagnostics) and `actlab_jax_scan` (an epoch as one
+`lax.scan` program).
+
 Each measurement runs in its own subprocess (so the frameworks never share
 threads or memory), and the frameworks take turns, repeat after repeat, so
 drift in a shared machine's speed hits all of them alike. Reports the median
 images/s over repeats and the ratio of each peer to actlab.
 
-  python scripts/benchmark_frameworks.py --repeats=5 --steps=30 \
-      --out=docs/benchmarks/frameworks_cpu.json
+  python scripts/benchmark_training.py --repeats=5 --steps=30 \
+      --frameworks=actlab_jax,pytorch,keras_tensorflow --out=docs/benchmarks/frameworks_cpu.json
+  python scripts/benchmark_training.py --repeats=5 --steps=20 \
+      --frameworks=actlab_jax,actlab_jax_diagnostics --out=docs/benchmarks/diagnostics_cpu.json
 
 Needs the `bench` extra for PyTorch (`pip install -e '.[bench]'`); Keras comes
 with tensorflow-cpu.
@@ -35,8 +41,11 @@ def _data(n_batches: int):
   return x, y
 
 
-def bench_actlab(steps: int, warmup: int, scan: bool = False) -> float:
-  """actlab's own jitted step over the on-device dataset, as train.py runs it."""
+def bench_actlab(steps: int, warmup: int, scan: bool = False, diagnose: bool = False) -> float:
+  """actlab's own jitted step over the on-device dataset, as train.py runs it.
+
+  `diagnose`: every step also computes all per-layer diagnostics.
+  """
   import functools
 
   import jax
@@ -55,9 +64,9 @@ def bench_actlab(steps: int, warmup: int, scan: bool = False) -> float:
   x, y = jnp.asarray(x), jnp.asarray(y)
   order = jnp.arange(x.shape[0])
   common = dict(
-      batch_size=BATCH,
-      preprocess=functools.partial(data.scale_images, scaling="raw"),
-      batch_sharding=NamedSharding(train.make_mesh(), P("data")),
+    batch_size=BATCH,
+    preprocess=functools.partial(data.scale_images, scaling="raw"),
+    batch_sharding=NamedSharding(train.make_mesh(), P("data")),
   )
   if scan:
     # The rejected design: a whole run of steps as one lax.scan program.
@@ -76,14 +85,16 @@ def bench_actlab(steps: int, warmup: int, scan: bool = False) -> float:
     jax.block_until_ready(state)
     return steps * BATCH / (time.perf_counter() - t)
 
+  if diagnose:
+    common["diagnose"] = (model.activation, c.saturation_threshold)
   step = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
   sums = steps_lib.zeros()
   for i in range(warmup):
-    state, sums = step(state, sums, x, y, order, jnp.int32(i % steps))
+    state, sums, *_ = step(state, sums, x, y, order, jnp.int32(i % steps))
   jax.block_until_ready(state)
   t = time.perf_counter()
   for i in range(steps):
-    state, sums = step(state, sums, x, y, order, jnp.int32(i))
+    state, sums, *_ = step(state, sums, x, y, order, jnp.int32(i))
   jax.block_until_ready(state)
   return steps * BATCH / (time.perf_counter() - t)
 
@@ -93,10 +104,18 @@ def bench_torch(steps: int, warmup: int) -> float:
   from torch import nn
 
   model = nn.Sequential(
-      nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Conv2d(16, 120, 5, padding=2), nn.ReLU(), nn.Flatten(),
-      nn.Linear(7680, 84), nn.ReLU(), nn.Linear(84, 10),
+    nn.Conv2d(3, 6, 5, padding=2),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(6, 16, 5, padding=2),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(16, 120, 5, padding=2),
+    nn.ReLU(),
+    nn.Flatten(),
+    nn.Linear(7680, 84),
+    nn.ReLU(),
+    nn.Linear(84, 10),
   )
   assert sum(p.numel() for p in model.parameters()) == 697_046
   opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
@@ -107,9 +126,9 @@ def bench_torch(steps: int, warmup: int) -> float:
   y = torch.from_numpy(y).long()
 
   def step(i):
-    xb = x[i * BATCH:(i + 1) * BATCH].permute(0, 3, 1, 2).float()
+    xb = x[i * BATCH : (i + 1) * BATCH].permute(0, 3, 1, 2).float()
     opt.zero_grad(set_to_none=True)
-    loss = loss_fn(model(xb), y[i * BATCH:(i + 1) * BATCH])
+    loss = loss_fn(model(xb), y[i * BATCH : (i + 1) * BATCH])
     loss.backward()
     opt.step()
 
@@ -146,18 +165,29 @@ def bench_keras(steps: int, warmup: int) -> float:
 
 
 BENCHES = {
-    "actlab_jax": bench_actlab,
-    "actlab_jax_scan": lambda s, w: bench_actlab(s, w, scan=True),
-    "pytorch": bench_torch,
-    "keras_tensorflow": bench_keras,
+  "actlab_jax": bench_actlab,
+  "actlab_jax_scan": lambda s, w: bench_actlab(s, w, scan=True),
+  "actlab_jax_diagnostics": lambda s, w: bench_actlab(s, w, diagnose=True),
+  "pytorch": bench_torch,
+  "keras_tensorflow": bench_keras,
 }
 
 
-def _one(name: str, steps: int, warmup: int) -> float:
-  env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+def run_child(name: str, steps: int, warmup: int, **env_extra: str) -> float:
+  """Images/s of one measurement, in a fresh subprocess."""
+  env = dict(
+    os.environ,
+    PYTHONPATH=os.getcwd(),
+    JAX_PLATFORMS="cpu",
+    CUDA_VISIBLE_DEVICES="",
+    **env_extra,
+  )
   out = subprocess.run(
-      [sys.executable, __file__, "--child", name, f"--steps={steps}", f"--warmup={warmup}"],
-      env=env, capture_output=True, text=True, check=False,
+    [sys.executable, __file__, "--child", name, f"--steps={steps}", f"--warmup={warmup}"],
+    env=env,
+    capture_output=True,
+    text=True,
+    check=False,
   )
   if out.returncode != 0:
     raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
@@ -180,7 +210,7 @@ def main() -> None:
   runs: dict[str, list[float]] = {n: [] for n in names}
   for r in range(args.repeats):
     for n in names:
-      runs[n].append(_one(n, args.steps, args.warmup))
+      runs[n].append(run_child(n, args.steps, args.warmup))
       print(f"repeat {r + 1}/{args.repeats} {n}: {runs[n][-1]:.0f} images/s", flush=True)
   med = {n: statistics.median(v) for n, v in runs.items()}
   base = med["actlab_jax"]
@@ -190,9 +220,13 @@ def main() -> None:
     print(f"| {n} | {med[n]:.0f} | {min(runs[n]):.0f} | {max(runs[n]):.0f} | {med[n] / base:.2f} |")
   if args.out:
     result = {
-        "batch_size": BATCH, "steps": args.steps, "repeats": args.repeats,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "runs": runs, "median": med,
-        "ratio_to_actlab": {n: med[n] / base for n in names},
+      "batch_size": BATCH,
+      "steps": args.steps,
+      "repeats": args.repeats,
+      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+      "runs": runs,
+      "median": med,
+      "ratio_to_actlab": {n: med[n] / base for n in names},
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:

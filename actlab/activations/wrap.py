@@ -1,0 +1,85 @@
+"""How `get` turns an entry into a jitted function with its analytic JVP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+
+from actlab.activations import numerics
+
+if TYPE_CHECKING:
+  from actlab.activations.registry import Entry
+
+Array = jax.Array
+
+
+def as_inexact(x: Any) -> Array:
+  """x as an array; integer and boolean inputs become the default float."""
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.inexact):
+    x = x.astype(jnp.result_type(float))
+  return x
+
+
+def half_as_f32(f: Callable[[Array], Any]) -> Callable[[Array], Any]:
+  """Evaluates `f` in float32 for float16/bfloat16 inputs, rounding once.
+
+  Intermediate terms such as x**2 or x**3 would overflow float16 long before
+  the result does.
+  """
+
+  def wrapped(x: Array):
+    if x.dtype in (jnp.float16, jnp.bfloat16):
+      with numerics.precise():
+        out = f(x.astype(jnp.float32))
+      return jax.tree.map(lambda o: o.astype(x.dtype), out)
+    return f(x)
+
+  return wrapped
+
+
+def elementwise(e: Entry, params: dict[str, Any]) -> Callable[[Array], Array]:
+  """The formula with params bound, differentiated by its analytic derivative."""
+  value = half_as_f32(lambda x: e.fn(x, **params))
+  if e.value_and_derivative is not None:
+    pair = half_as_f32(lambda x: e.value_and_derivative(x, **params))
+  else:
+    pair = half_as_f32(lambda x: (e.fn(x, **params), e.derivative(x, **params)))
+
+  @jax.custom_jvp
+  def f(x: Array) -> Array:
+    return value(x)
+
+  @f.defjvp
+  def _jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y, d = pair(x)
+    return y, (d * t).astype(t.dtype)
+
+  return named(e, lambda x: f(as_inexact(x)))
+
+
+def gated(e: Entry, params: dict[str, Any]) -> Callable[[Array], Array]:
+  """A width-changing entry with its own JVP rule `e.jvp`."""
+
+  @jax.custom_jvp
+  def f(x: Array) -> Array:
+    return e.fn(x, **params)
+
+  @f.defjvp
+  def _jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y, dy = e.jvp(x, t, **params)
+    return y, dy.astype(y.dtype)
+
+  return named(e, lambda x: f(as_inexact(x)))
+
+
+def named(e: Entry, f: Callable[[Array], Array]) -> Callable[[Array], Array]:
+  """f with the entry's name and docstring, which `jax.jit` carries over."""
+  f.__name__ = f.__qualname__ = e.name
+  f.__doc__ = e.fn.__doc__
+  return f

@@ -1,0 +1,102 @@
+"""What a run does when it is interrupted or diverges.
+
+SIGTERM/SIGINT become a request to save and stop at the next step boundary
+(`StopRequests`, `Preempted`); a non-finite loss or gradient is handled by
+`config.nonfinite_policy` (`NonFiniteGuard`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from actlab import checkpoint, distributed
+from actlab import steps as steps_lib
+
+# Exit status of a run stopped by SIGTERM/SIGINT after saving (EX_TEMPFAIL):
+# cluster wrappers requeue on it, and the rerun resumes from that step.
+PREEMPTED_EXIT_CODE = 75
+
+
+class Preempted(Exception):
+  """The run was asked to stop by a signal and saved its state first."""
+
+  def __init__(self, step: int, signum: int, directory: Path):
+    self.step = step
+    super().__init__(
+      f"Stopped by {signal.Signals(signum).name} after step {step}; the state"
+      f" is saved in {directory}. Rerun the same command to continue."
+    )
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced a non-finite loss or gradient and the policy says stop."""
+
+
+class StopRequests:
+  """Turns SIGTERM/SIGINT into a flag the loop checks between steps.
+
+  A second signal while the first is being handled interrupts at once.
+  Installed only in the main thread (Python allows handlers nowhere else).
+  """
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None:
+      raise KeyboardInterrupt
+    self.signum = signum
+    logging.warning("%s received: saving after this step.", signal.Signals(signum).name)
+
+  def __enter__(self) -> StopRequests:
+    if threading.current_thread() is threading.main_thread():
+      for s in (signal.SIGTERM, signal.SIGINT):
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, h in self._previous.items():
+      signal.signal(s, h)
+
+
+class NonFiniteGuard:
+  """Applies config.nonfinite_policy to the skip counts the steps report."""
+
+  def __init__(self, config: ml_collections.ConfigDict, ckpt: checkpoint.Checkpoints):
+    self.policy = config.nonfinite_policy
+    self.max_skips = config.max_consecutive_skips
+    self.ckpt = ckpt
+
+  def _last_good(self) -> str:
+    self.ckpt.wait()
+    last = self.ckpt.latest_step()
+    where = f"step {last}" if last is not None else "none yet"
+    return f"The last good checkpoint ({where}) in {self.ckpt.directory} is untouched."
+
+  def check(self, interval: dict[str, float], state: steps_lib.TrainState) -> None:
+    if not interval.get("skipped"):
+      return
+    if self.policy == "stop":
+      bad = int(distributed.local_value(state.first_nonfinite_step))
+      kind = int(distributed.local_value(state.nonfinite_kind))
+      raise NonFiniteError(
+        f"Non-finite {steps_lib.NONFINITE_NAMES[kind]} at step {bad}; the run"
+        f" stopped (config.nonfinite_policy='stop') without applying that"
+        f" update. {self._last_good()} Lower config.learning_rate, or set"
+        " config.nonfinite_policy='skip' to skip such steps."
+      )
+    if interval["max_consecutive_skips"] >= self.max_skips:
+      raise NonFiniteError(
+        f"{interval['max_consecutive_skips']} consecutive steps had a non-finite"
+        f" loss or gradient (limit config.max_consecutive_skips={self.max_skips});"
+        f" {int(distributed.local_value(state.skipped_steps))} skipped in all. {self._last_good()}"
+        " Lower config.learning_rate."
+      )

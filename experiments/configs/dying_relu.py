@@ -1,0 +1,44 @@
+r"""Dying ReLU: the fraction of dead units over training, relu vs leaky_relu vs elu.
+
+A unit is dead when its derivative is zero for every example of a training
+batch (actlab.diagnostics.dead_fraction). At Adam's usual 1e-3 few ReLU units
+die; at 1e-2 many do, while leaky_relu and elu cannot die by construction.
+
+  python scripts/sweep.py --config=experiments/configs/dying_relu.py \
+      --workdir=/tmp/actlab/dying --config.data_dir=/tmp/tfds
+  python scripts/report.py /tmp/actlab/dying/* --out=/tmp/actlab/dying/report.md
+
+Measured: docs/findings.md.
+"""
+
+import ml_collections
+
+from actlab import config as config_lib
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu")
+LEARNING_RATES = (1e-3, 1e-2)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """MLP, 5 hidden layers of 256, standardised inputs, diagnostics on."""
+  c = config_lib.base_config()
+  c.model = "mlp"
+  c.mlp_depth = 5
+  c.mlp_width = 256
+  c.kernel_init = "he_normal"
+  c.input_scaling = "standardize"
+  c.num_epochs = 3
+  c.diagnostics = True
+  c.diagnostics_every_steps = 13
+  args = config_lib.apply_args(c, arg)
+  c.learning_rate = float(args.pop("lr", c.learning_rate))
+  config_lib.reject_unknown(args, "act=, lr=, epochs=, seed=, runlocal")
+  return c
+
+
+def sweep() -> list[dict]:
+  return [
+    {"name": f"{act}_lr{lr:g}", "activation": act, "learning_rate": lr}
+    for lr in LEARNING_RATES
+    for act in ACTIVATIONS
+  ]
