@@ -28,8 +28,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 BATCH = 256
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data(n_batches: int):
@@ -177,7 +179,7 @@ def run_child(name: str, steps: int, warmup: int, **env_extra: str) -> float:
   """Images/s of one measurement, in a fresh subprocess."""
   env = dict(
     os.environ,
-    PYTHONPATH=os.getcwd(),
+    PYTHONPATH=str(ROOT),
     JAX_PLATFORMS="cpu",
     CUDA_VISIBLE_DEVICES="",
     **env_extra,
