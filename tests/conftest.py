@@ -68,6 +68,17 @@ def run_python(*args, timeout=300) -> subprocess.CompletedProcess:
   )
 
 
+def experiment_args(data_dir, workdir, **fields) -> list[str]:
+  """`experiments/main.py` arguments: the tutorial config on a test data_dir."""
+  fields = {"data_dir": data_dir, "download": False, "input_scaling": "unit", **fields}
+  return [
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={workdir}",
+    *(f"--config.{k}={v}" for k, v in fields.items()),
+  ]
+
+
 def make_fake_cifar10(root: Path, per_batch: int = 8, archive: bool = True):
   """Writes a small CIFAR-10 in the official binary format.
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import NUM_TEST_DEVICES, ROOT, python_env
+from conftest import NUM_TEST_DEVICES, ROOT, experiment_args, python_env
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from test_train import small_config
@@ -96,17 +96,7 @@ def _free_port():
 
 
 def _args(data_dir, workdir, epochs):
-  return [
-    "experiments/main.py",
-    "--config=experiments/configs/lenet5_cifar10.py",
-    f"--workdir={workdir}",
-    f"--config.data_dir={data_dir}",
-    "--config.download=False",
-    "--config.batch_size=16",
-    "--config.input_scaling=unit",
-    f"--config.num_epochs={epochs}",
-    "--config.log_every_steps=5",
-  ]
+  return experiment_args(data_dir, workdir, batch_size=16, num_epochs=epochs, log_every_steps=5)
 
 
 def _two_processes(data_dir, workdir, epochs):

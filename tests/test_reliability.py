@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT, python_env, run_python
+from conftest import ROOT, experiment_args, python_env, run_python
 from test_train import small_config
 
 from actlab import checkpoint, steps, train, writers
@@ -23,19 +23,8 @@ EPOCHS = 12
 
 
 def _cli(data_dir, workdir, *extra):
-  return [
-    "experiments/main.py",
-    "--config=experiments/configs/lenet5_cifar10.py",
-    f"--workdir={workdir}",
-    f"--config.data_dir={data_dir}",
-    "--config.download=False",
-    "--config.batch_size=8",
-    "--config.input_scaling=unit",
-    f"--config.num_epochs={EPOCHS}",
-    "--config.checkpoint_every_steps=7",
-    "--config.log_every_steps=5",
-    *extra,
-  ]
+  fields = dict(batch_size=8, num_epochs=EPOCHS, checkpoint_every_steps=7, log_every_steps=5)
+  return [*experiment_args(data_dir, workdir, **fields), *extra]
 
 
 def _start(args):
