@@ -1,13 +1,18 @@
 """actlab: activation functions, their gradients, and what they do to training.
 
-Submodules: `activations`, `models`, `data`, `train`, `config`. They load on
-first use; none of them imports TensorFlow (only preparing CIFAR-10 does).
+Submodules (loaded on first use; none imports TensorFlow, only preparing
+CIFAR-10 does): `activations`, `models`, `data`, `train`, `steps`,
+`diagnostics`, `checkpoint`, `faults`, `workdir`, `distributed`, `config`,
+`writers`.
 """
 
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("activations", "models", "data", "train", "checkpoint", "config", "writers")
+_SUBMODULES = (
+  "activations", "models", "data", "train", "steps", "diagnostics", "checkpoint",
+  "faults", "workdir", "distributed", "config", "writers",
+)
 
 
 def __getattr__(name: str):
