@@ -13,12 +13,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import struct
 from jax.sharding import NamedSharding
 
-from actlab import activations, data, diagnostics, models
+from actlab import activations, data, diagnostics, distributed, models
 
 Array = jax.Array
 Metrics = dict[str, Array]
@@ -222,9 +221,7 @@ def accumulate(a: Metrics, b: Metrics) -> Metrics:
 
 def summarise(sums: Metrics) -> dict[str, float]:
   """Host-side means from replicated device sums (one transfer)."""
-  sums = {
-    k: np.asarray(v.addressable_data(0)) if isinstance(v, jax.Array) else v for k, v in sums.items()
-  }
+  sums = {k: distributed.local_value(v) for k, v in sums.items()}
   n = float(sums["count"])
   out = {
     "loss": float(sums["loss"]) / n if n else float("nan"),

@@ -59,10 +59,13 @@ Array = jax.Array
 # ----------------------------------------------------------------------------
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D data-parallel mesh over every device of every process."""
+def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over `devices` (default: every device of every process)."""
+  devices = jax.devices() if devices is None else devices
   # Auto axes: XLA propagates shardings from the constraints placed on batches.
-  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
+  )
 
 
 def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Split]:
