@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,7 @@ class Run:
   val_accuracy: float = math.nan
   selected_epoch: int | None = None
   final_epoch: int | None = None
+  warnings: list[str] = dataclasses.field(default_factory=list)  # e.g. a torn last line
 
   @property
   def ok(self) -> bool:
@@ -327,13 +329,17 @@ def load_run(workdir: str | os.PathLike, condition: str = "", seed: int | None =
     if not (workdir / "metrics.jsonl").exists():
       run.error = "no metrics.jsonl"
       return run
-    run.records = latest_records(writers.read_metrics(workdir))
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      run.records = latest_records(writers.read_metrics(workdir))
+    run.warnings = [str(w.message) for w in caught]
   except (OSError, ValueError, KeyError, TypeError) as e:
     run.error = f"unreadable: {type(e).__name__}: {e}"
     return run
   evals = run.by_epoch("eval")
   if not evals:
-    run.error = "no eval record"
+    skipped = f"; {len(run.warnings)} line(s) of metrics.jsonl not readable" if run.warnings else ""
+    run.error = f"no eval record{skipped}"
     return run
   run.final_epoch = max(evals)
   planned = run.config.get("num_epochs")
@@ -396,7 +402,8 @@ def _condition_runs(folder: Path, condition: str, seeds: Sequence[int] = ()) -> 
   return dict(sorted(runs.items()))
 
 
-def _is_condition(path: Path) -> bool:
+def is_condition(path: Path) -> bool:
+  """A run folder (metrics.jsonl) or a folder of seed_<s>/ runs."""
   return path.is_dir() and (
     (path / "metrics.jsonl").exists() or any(_SEED_DIR.match(p.name) for p in path.iterdir())
   )
@@ -417,7 +424,7 @@ def read_sweep(root: str | os.PathLike, baseline: str | None = None) -> Sweep:
     seeds, config = spec.get("seeds", []), spec.get("config", "")
     baseline = baseline or spec.get("baseline")
   else:
-    conditions = [p.name for p in sorted(root.iterdir()) if _is_condition(p)]
+    conditions = [p.name for p in sorted(root.iterdir()) if is_condition(p)]
     fields, seeds, config = {}, [], ""
   if not conditions:
     raise ValueError(
@@ -435,7 +442,7 @@ def _baseline(conditions: Sequence[str], baseline: str | None) -> str | None:
 
 def sweep_from_workdirs(paths: Sequence[str | os.PathLike], baseline: str | None = None) -> Sweep:
   """Old layout: each path is one condition (a run, or a folder of seed_<s>/ runs)."""
-  paths = [Path(p) for p in paths if _is_condition(Path(p))]
+  paths = [Path(p) for p in paths if is_condition(Path(p))]
   if not paths:
     raise ValueError("none of the given folders holds a metrics.jsonl or seed_<s>/ runs")
   conditions = list(dict.fromkeys(p.name for p in paths))

@@ -167,7 +167,9 @@ def diagnostics_record(step: int, epoch: int, frac: float, layers: int, dead: fl
     "split": "diagnostics",
     "step": step,
     "epoch": epoch,
-    "grad_norm": {k: 0.0 if (i == 0 and step == 0) else 10.0 ** (i - layers) for i, k in enumerate(layer)},
+    "grad_norm": {
+      k: 0.0 if (i == 0 and step == 0) else 10.0 ** (i - layers) for i, k in enumerate(layer)
+    },
     "backprop_norm": {k: 10.0 ** (i - layers) * (1 + frac) for i, k in enumerate(layer)},
     "dead": {k: dead * frac for k in layer},
     "near_dead": {k: dead * frac * 1.5 for k in layer},
@@ -228,7 +230,7 @@ def test_bad_missing_and_unfinished_runs_are_reported_not_fatal(tmp_path):
   (tmp_path / "sweep.json").write_text(json.dumps(spec))
   sweep = stats.read_sweep(tmp_path)
   errors = {(r.condition, r.seed): r.error for r in sweep.bad_runs()}
-  assert errors[("null", 1)].startswith("unreadable")
+  assert errors[("null", 1)] == "no eval record; 1 line(s) of metrics.jsonl not readable"
   assert errors[("better", 2)] == "no metrics.jsonl"
   assert all(errors[(c, 4)] == "missing: no run folder" for c in sweep.conditions)
   # A run without a test record follows the tutorial protocol (final epoch's eval accuracy).

@@ -1,0 +1,100 @@
+"""scripts/report.py on small synthetic sweeps: table, CSVs, figures, bad runs."""
+
+import csv
+import importlib.util
+import itertools
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from test_stats import write_run, write_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report():
+  spec = importlib.util.spec_from_file_location("report", ROOT / "scripts" / "report.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _rows(path: Path) -> list[dict]:
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def test_sweep_report_holds_the_planted_effect_and_skips_a_corrupt_run(tmp_path, report, capsys):
+  sweep = tmp_path / "sweep"
+  write_sweep(sweep, seeds=6)
+  (sweep / "null" / "seed_5" / "metrics.jsonl").write_text('{"split": "ev\n')  # torn, unreadable
+  assert report.main([str(sweep)]) == 0
+  out = sweep / "report"
+  printed = capsys.readouterr().out
+  assert "| better | 6 |" in printed and "| null | 5 |" in printed
+  assert "Δ vs relu" in printed and "Holm p" in printed
+  assert "null seed 5" in printed and "not readable" in printed
+
+  results = {r["condition"]: r for r in _rows(out / "results.csv")}
+  assert list(results) == ["relu", "better", "null"]
+  better, null = results["better"], results["null"]
+  assert float(better["t_p_holm"]) < 0.05
+  # Six differences, all positive: the exact signed-rank p is 2 / 2**6, Holm doubles it.
+  assert float(better["wilcoxon_p"]) == pytest.approx(2 / 2**6)
+  assert float(better["wilcoxon_p_holm"]) == pytest.approx(4 / 2**6)
+  assert float(better["diff_ci_low"]) < 0.02 < float(better["diff_ci_high"])
+  assert float(null["t_p_holm"]) > 0.05 and null["n_pairs"] == "5"
+  assert float(results["relu"]["dead_end_mean"]) == pytest.approx(0.3)
+  assert better["metric"] == "test"
+
+  runs = _rows(out / "runs.csv")
+  assert len(runs) == 18
+  bad = [r for r in runs if r["status"] != "ok"]
+  assert [(r["condition"], r["seed"]) for r in bad] == [("null", "5")]
+  assert bad[0]["status"].startswith("skipped: no eval record")
+
+  for name in (
+    "report.md learning_curves.png accuracy_by_condition.png grad_norm_by_layer.png"
+    " grad_ratio_over_training.png backprop_norm_by_layer.png backprop_ratio_over_training.png"
+    " dead_by_layer.png dead_units_over_training.png near_dead_over_training.png"
+    " saturated_over_training.png"
+  ).split():
+    assert (out / name).stat().st_size > 0, name
+
+
+def test_old_single_seed_workdirs_still_report(tmp_path, report, capsys):
+  for name, acc in (("relu", 0.55), ("tanh", 0.53)):
+    write_run(tmp_path / "study" / name, 0, acc, test=False)
+  (tmp_path / "study" / "empty").mkdir()  # no metrics: ignored, as before
+  workdirs = [str(p) for p in sorted((tmp_path / "study").iterdir())]
+  assert report.main([*workdirs, f"--out={tmp_path / 'figs'}"]) == 0
+  printed = capsys.readouterr().out
+  assert "final-epoch eval acc" in printed and "| relu | 1 | 0.5500 |" in printed
+  assert "## tanh" in printed and "| epoch | loss | acc |" in printed  # per-run epoch tables
+  assert (tmp_path / "figs" / "learning_curves.png").exists()
+  assert not (tmp_path / "figs" / "accuracy_by_condition.png").exists()  # no seeds to show
+  # One workdir: the figures go next to it, as before.
+  relu = tmp_path / "study" / "relu"
+  assert report.main([str(relu)]) == 0
+  assert (relu / "plots" / "report.md").exists() and (relu / "plots" / "runs.csv").exists()
+
+
+def test_styles_are_distinct_for_many_conditions(report):
+  styles = [report.style(i) for i in range(80)]
+  assert len({(s["color"], s["linestyle"]) for s in styles}) == 80
+  assert len({s["color"] for s in styles[:20]}) == 20
+  for a, b in itertools.pairwise(styles[:24]):  # neighbours differ in colour and line style
+    assert a["color"] != b["color"] and a["linestyle"] != b["linestyle"]
+
+
+def test_zeros_on_a_log_axis_are_marked_not_dropped(report):
+  fig, ax = plt.subplots()
+  values_SxT = np.array([[1e-3, 0.0, 1e-5], [2e-3, 1e-4, 0.0]])
+  marked = report.plot_band(ax, [0, 1, 2], values_SxT, report.style(0), "x", log=True)
+  assert marked == 2
+  line = ax.get_lines()[0].get_ydata()
+  assert line[0] == pytest.approx(math.sqrt(2) * 1e-3) and np.isnan(line[1:]).all()
+  plt.close(fig)
