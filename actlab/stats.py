@@ -339,7 +339,7 @@ def load_run(workdir: str | os.PathLike, condition: str = "", seed: int | None =
   evals = run.by_epoch("eval")
   if not evals:
     skipped = f"; {len(run.warnings)} line(s) of metrics.jsonl not readable" if run.warnings else ""
-    run.error = f"no eval record{skipped}"
+    run.error = f"no eval record (unfinished or empty){skipped}"
     return run
   run.final_epoch = max(evals)
   planned = run.config.get("num_epochs")
@@ -398,7 +398,7 @@ def _condition_runs(folder: Path, condition: str, seeds: Sequence[int] = ()) -> 
   runs = {s: load_run(p, condition, s) for s, p in found.items()}
   for s in seeds:
     if s not in runs:
-      runs[s] = Run(condition, s, folder / f"seed_{s}", error="missing: no run folder")
+      runs[s] = Run(condition, s, folder / f"seed_{s}", error="not started: no run folder")
   return dict(sorted(runs.items()))
 
 

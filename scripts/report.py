@@ -196,7 +196,7 @@ def _metric_label(rows: list[dict]) -> str:
   if metrics == {"final_eval"}:
     splits = {r["eval_split"] for r in rows if r["n"]}
     return "final-epoch eval acc" + (f" ({splits.pop()} split)" if len(splits) == 1 else "")
-  return "acc (MIXED protocols: see runs.csv)"
+  return "acc (MIXED protocols: see runs.csv)" if metrics else "accuracy (no finished run)"
 
 
 def accuracy_table(rows: list[dict], baseline: str | None) -> str:
@@ -309,6 +309,24 @@ def run_epoch_table(run: stats.Run) -> str:
   return "\n".join(lines)
 
 
+def left_out(sweep: stats.Sweep) -> list[str]:
+  """Failed or unfinished runs one line each; runs not started in one line."""
+  bad = sweep.bad_runs()
+  if not bad:
+    return []
+  absent = defaultdict(list)
+  lines = ["## Runs left out", ""]
+  for r in bad:
+    if r.error.startswith("not started"):
+      absent[r.condition].append(str(r.seed))
+    else:
+      lines.append(f"- {r.condition} seed {r.seed} ({r.workdir}): {r.error}")
+  if absent:
+    todo = "; ".join(f"{c} (seeds {', '.join(seeds)})" for c, seeds in absent.items())
+    lines.append(f"- not started ({sum(map(len, absent.values()))} runs): {todo}")
+  return lines + [""]
+
+
 def notes(sweep: stats.Sweep, rows: list[dict]) -> list[str]:
   out = []
   metric = {r["metric"] for r in rows if r["n"]}
@@ -330,7 +348,7 @@ def notes(sweep: stats.Sweep, rows: list[dict]) -> list[str]:
       " / SD of the differences. Intervals: 95% t-intervals over seeds; dead, near-dead and"
       " saturated fractions: mean over layers at the last logged step, BCa bootstrap."
     )
-  if not any(r["n"] >= 2 for r in rows):
+  if any(r["n"] for r in rows) and not any(r["n"] >= 2 for r in rows):
     out.append(
       "One seed per condition: no intervals and no tests; differences of about 0.01 in accuracy"
       " are within seed noise. Rerun with scripts/sweep.py --seeds=5 or more."
@@ -636,15 +654,10 @@ def report(sweep: stats.Sweep, out: Path, report_name: str = "report.md") -> tup
   pngs = figures(sweep, rows, out) if any(r["n"] for r in rows) else []
   title = f"# {sweep.root.name}" + (f" ({sweep.config})" if sweep.config else "")
   parts = [title, "", "## Accuracy", "", accuracy_table(rows, sweep.baseline), ""]
-  parts += ["## Setup and diagnostics", "", setup_table(sweep, rows), ""]
-  parts += ["## Eval accuracy per epoch (mean over seeds)", "", epoch_table(sweep), ""]
-  bad = sweep.bad_runs()
-  if bad:
-    parts += (
-      ["## Runs left out", ""]
-      + [f"- {r.condition} seed {r.seed} ({r.workdir}): {r.error}" for r in bad]
-      + [""]
-    )
+  if any(r["n"] for r in rows):
+    parts += ["## Setup and diagnostics", "", setup_table(sweep, rows), ""]
+    parts += ["## Eval accuracy per epoch (mean over seeds)", "", epoch_table(sweep), ""]
+  parts += left_out(sweep)
   parts += ["## Notes", ""] + [f"- {n}" for n in notes(sweep, rows)] + [""]
   parts += [f"![{p.stem}]({p.name})" for p in pngs] + [""]
   if all(len(sweep.runs[c]) == 1 for c in sweep.conditions):

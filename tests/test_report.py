@@ -67,7 +67,7 @@ def test_sweep_report_holds_the_planted_effect_and_skips_a_corrupt_run(tmp_path,
 
 def test_old_single_seed_workdirs_still_report(tmp_path, report, capsys):
   for name, acc in (("relu", 0.55), ("tanh", 0.53)):
-    write_run(tmp_path / "study" / name, 0, acc, test=False)
+    write_run(tmp_path / "study" / name, 0, acc, test=False, diagnostics=False)
   (tmp_path / "study" / "empty").mkdir()  # no metrics: ignored, as before
   workdirs = [str(p) for p in sorted((tmp_path / "study").iterdir())]
   assert report.main([*workdirs, f"--out={tmp_path / 'figs'}"]) == 0
@@ -98,3 +98,19 @@ def test_zeros_on_a_log_axis_are_marked_not_dropped(report):
   line = ax.get_lines()[0].get_ydata()
   assert line[0] == pytest.approx(math.sqrt(2) * 1e-3) and np.isnan(line[1:]).all()
   plt.close(fig)
+
+
+def test_sweep_with_no_finished_run_reports_what_is_missing(tmp_path, report, capsys):
+  write_sweep(tmp_path, seeds=2)
+  for p in tmp_path.glob("*/seed_1"):
+    (p / "metrics.jsonl").write_text("")  # started, nothing logged yet
+  for p in tmp_path.glob("*/seed_0"):
+    for f in p.iterdir():
+      f.unlink()
+    p.rmdir()
+  assert report.main([str(tmp_path)]) == 0
+  printed = capsys.readouterr().out
+  assert "accuracy (no finished run)" in printed
+  assert "relu seed 1" in printed and "no eval record (unfinished or empty)" in printed
+  assert "not started (3 runs): relu (seeds 0); better (seeds 0); null (seeds 0)" in printed
+  assert len(_rows(tmp_path / "report" / "runs.csv")) == 6

@@ -109,6 +109,7 @@ def write_run(
   layers: int = 3,
   test: bool = True,
   dead: float = 0.1,
+  diagnostics: bool = True,
 ) -> None:
   """One run's config.json and metrics.jsonl in the layout training writes."""
   workdir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,7 @@ def write_run(
     records.append(
       {"split": "eval", "step": step, "epoch": epoch, "loss": 2.1 / epoch, "accuracy": val}
     )
-  for step in range(0, epochs * steps_per_epoch + 1, 5):
+  for step in range(0, epochs * steps_per_epoch + 1, 5) if diagnostics else ():
     epoch = max(1, math.ceil(step / steps_per_epoch))
     records.append(diagnostics_record(step, epoch, step / (epochs * steps_per_epoch), layers, dead))
   if test:
@@ -230,9 +231,12 @@ def test_bad_missing_and_unfinished_runs_are_reported_not_fatal(tmp_path):
   (tmp_path / "sweep.json").write_text(json.dumps(spec))
   sweep = stats.read_sweep(tmp_path)
   errors = {(r.condition, r.seed): r.error for r in sweep.bad_runs()}
-  assert errors[("null", 1)] == "no eval record; 1 line(s) of metrics.jsonl not readable"
+  assert (
+    errors[("null", 1)]
+    == "no eval record (unfinished or empty); 1 line(s) of metrics.jsonl not readable"
+  )
   assert errors[("better", 2)] == "no metrics.jsonl"
-  assert all(errors[(c, 4)] == "missing: no run folder" for c in sweep.conditions)
+  assert all(errors[(c, 4)] == "not started: no run folder" for c in sweep.conditions)
   # A run without a test record follows the tutorial protocol (final epoch's eval accuracy).
   r3 = sweep.runs["relu"][3]
   assert r3.ok and r3.source == "final_eval" and r3.accuracy == pytest.approx(0.5)
