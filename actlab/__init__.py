@@ -3,7 +3,7 @@
 Submodules (loaded on first use; none imports TensorFlow, only preparing
 CIFAR-10 does): `activations`, `models`, `data`, `train`, `steps`,
 `diagnostics`, `checkpoint`, `faults`, `workdir`, `distributed`, `config`,
-`writers`.
+`writers`, `sweep`, `stats`.
 """
 
 import importlib
@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 _SUBMODULES = (
   "activations", "models", "data", "train", "steps", "diagnostics", "checkpoint",
-  "faults", "workdir", "distributed", "config", "writers",
+  "faults", "workdir", "distributed", "config", "writers", "sweep", "stats",
 )
 
 

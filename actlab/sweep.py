@@ -1,0 +1,456 @@
+"""Sweeps: conditions x seeds, one ordinary run each.
+
+A sweep is a study config's `sweep()` (its conditions: a name and the config
+fields that differ) crossed with a list of seeds. Each run trains in
+`SWEEP/<condition>/seed_<s>/` like any other run, so it checkpoints, resumes
+and is reported the same way; `SWEEP/sweep.json` records the plan, and
+`done.json` in a run's folder marks it finished. Rerunning a sweep therefore
+skips finished runs and resumes interrupted ones, on any machine that sees the
+folder. The seed fixes the initialisation and the data order, so conditions
+that share a seed form a paired comparison.
+
+Executors:
+  local   one worker process per run, at most `workers` at a time; with
+          several workers each is pinned to its own core (for LeNet5-sized
+          models, processes on separate cores beat one process on all cores).
+          Workers die with the sweep: a killed sweep leaves each run saved by
+          its SIGTERM handler or resumable from its last checkpoint.
+  slurm   a job-array script, one array task per run (`write_slurm`); exit 75
+          (preempted after saving) requeues the task.
+
+  python -m actlab.sweep run SWEEP --index=I    # one run of a planned sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import dataclasses
+import importlib.util
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+PLAN_FILE = "sweep.json"
+DONE_FILE = "done.json"
+LOG_FILE = "log.txt"
+PREEMPTED_EXIT_CODE = 75  # as actlab.faults; not imported so workers start fast
+BUSY_EXIT_CODE = 3
+
+
+class SweepError(ValueError):
+  """A sweep cannot be planned or run as asked; the message says why."""
+
+
+# ----------------------------------------------------------------------------
+# The plan
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One run of a sweep: a condition at a seed."""
+
+  condition: str
+  seed: int
+  fields: dict[str, Any]
+
+  @property
+  def name(self) -> str:
+    return f"{self.condition}/seed_{self.seed}"
+
+
+@dataclasses.dataclass
+class Plan:
+  """What a sweep runs: a config file, its conditions, the seeds."""
+
+  config: str  # path of the config file, optionally `:arg`
+  conditions: list[dict[str, Any]]  # {"name": str, "fields": {field: value}}
+  seeds: list[int]
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  baseline: str | None = None
+
+  def runs(self) -> list[Run]:
+    """Seed-major order, so a partly finished sweep has every condition at
+    its first seeds (the paired comparison grows evenly)."""
+    return [
+      Run(c["name"], seed, dict(c["fields"])) for seed in self.seeds for c in self.conditions
+    ]
+
+  def save(self, sweep_dir: Path) -> None:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    path = sweep_dir / PLAN_FILE
+    text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+    if path.exists() and json.loads(path.read_text()) != json.loads(text):
+      old = Plan.load(sweep_dir)
+      if (old.config, old.overrides, old.conditions) != (self.config, self.overrides, self.conditions):
+        raise SweepError(
+          f"{sweep_dir} holds a sweep with another config, conditions or overrides"
+          f" ({path}). Use another --workdir, or the same command as before"
+          " (more --seeds may be added)."
+        )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+  @classmethod
+  def load(cls, sweep_dir: Path) -> Plan:
+    path = Path(sweep_dir) / PLAN_FILE
+    if not path.exists():
+      raise SweepError(f"{sweep_dir} has no {PLAN_FILE}; plan it with scripts/sweep.py first.")
+    return cls(**json.loads(path.read_text()))
+
+
+def load_config_module(path: str):
+  """The module of `file.py[:arg]` and its argument."""
+  file, _, arg = path.partition(":")
+  if not Path(file).is_file():
+    raise SweepError(f"Config file {file!r} does not exist.")
+  spec = importlib.util.spec_from_file_location(Path(file).stem, file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module, arg or None
+
+
+def parse_seeds(text: str) -> list[int]:
+  """`'5'` -> [0..4]; `'0,3,7'` or `'10-14'` -> those seeds."""
+  try:
+    if "," in text:
+      return [int(s) for s in text.split(",") if s.strip()]
+    if "-" in text.strip("-"):
+      lo, hi = text.split("-")
+      return list(range(int(lo), int(hi) + 1))
+    n = int(text)
+  except ValueError:
+    raise SweepError(f"--seeds={text!r}: give a count (5), a list (0,3,7) or a range (10-14).") from None
+  if n < 1:
+    raise SweepError(f"--seeds={text!r}: the count must be at least 1.")
+  return list(range(n))
+
+
+def plan(
+  config: str,
+  overrides: dict[str, Any] | None = None,
+  seeds: Sequence[int] | None = None,
+  only: Sequence[str] = (),
+) -> Plan:
+  """The sweep of a study config file: its `sweep()` conditions x seeds.
+
+  `sweep(config)` returns a list of {"name": ..., field: value, ...} or a
+  dict {"conditions": [...], "seeds": [...], "baseline": name}. Seeds come
+  from `seeds`, else the config's sweep, else the config's own seed.
+  """
+  module, arg = load_config_module(config)
+  if not hasattr(module, "sweep"):
+    raise SweepError(f"{config} defines no sweep(); it is a single experiment (experiments/main.py).")
+  base = module.get_config(arg)
+  spec = module.sweep(base) if inspect.signature(module.sweep).parameters else module.sweep()
+  if not isinstance(spec, dict):
+    spec = {"conditions": spec}
+  conditions = []
+  for entry in spec["conditions"]:
+    entry = dict(entry)
+    name = entry.pop("name")
+    conditions.append({"name": name, "fields": entry})
+  names = [c["name"] for c in conditions]
+  if len(set(names)) != len(names):
+    raise SweepError(f"{config}: condition names repeat: {names}.")
+  if only:
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+      raise SweepError(f"--only: no condition named {unknown}; the sweep has {names}.")
+    conditions = [c for c in conditions if c["name"] in only]
+  seeds = list(seeds or spec.get("seeds") or [int(base.seed)])
+  if len(set(seeds)) != len(seeds):
+    raise SweepError(f"Seeds repeat: {seeds}.")
+  baseline = spec.get("baseline") or ("relu" if "relu" in names else None)
+  config_file, _, config_arg = config.partition(":")
+  config = str(Path(config_file).resolve()) + (f":{config_arg}" if config_arg else "")
+  return Plan(config, conditions, seeds, dict(overrides or {}), baseline)
+
+
+def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  """Sets `a.b.c` on a (possibly locked) config; unknown fields are errors."""
+  *groups, last = key.split(".")
+  node = config
+  for g in groups:
+    node = node[g]
+  if last not in node:
+    raise SweepError(f"Unknown config field {key!r}.")
+  with config.unlocked() if not config.is_locked else _nullcontext():
+    node[last] = value
+
+
+class _nullcontext:
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    return False
+
+
+def run_config(p: Plan, run: Run) -> ml_collections.ConfigDict:
+  """The config of one run: the config file's, then the condition's fields,
+  the seed, and the sweep's command-line overrides."""
+  module, arg = load_config_module(p.config)
+  config = module.get_config(arg)
+  for key, value in {**run.fields, "seed": run.seed, **p.overrides}.items():
+    set_field(config, key, value)
+  return config
+
+
+# ----------------------------------------------------------------------------
+# One run
+# ----------------------------------------------------------------------------
+
+
+def run_dir(sweep_dir: Path, run: Run) -> Path:
+  return Path(sweep_dir) / run.condition / f"seed_{run.seed}"
+
+
+def status(sweep_dir: Path, run: Run) -> str:
+  """'done', 'started' (has a checkpoint or metrics) or 'new'."""
+  d = run_dir(sweep_dir, run)
+  if (d / DONE_FILE).exists():
+    return "done"
+  if (d / "checkpoints").exists() or (d / "metrics.jsonl").exists():
+    return "started"
+  return "new"
+
+
+def run_one(sweep_dir: Path, index: int) -> int:
+  """Trains run `index` of the planned sweep in this process; an exit code."""
+  from actlab import train  # pylint: disable=g-import-not-at-top  (workers import late)
+  from actlab.workdir import WorkdirError  # pylint: disable=g-import-not-at-top
+
+  p = Plan.load(sweep_dir)
+  runs = p.runs()
+  if not 0 <= index < len(runs):
+    print(f"error: run index {index} is outside 0..{len(runs) - 1}", file=sys.stderr)
+    return 2
+  run = runs[index]
+  workdir = run_dir(sweep_dir, run)
+  if status(sweep_dir, run) == "done":
+    print(f"{run.name}: finished before, skipped")
+    return 0
+  t0 = time.time()
+  try:
+    train.train_and_evaluate(run_config(p, run), workdir)
+  except train.Preempted as e:
+    print(e, file=sys.stderr)
+    return PREEMPTED_EXIT_CODE
+  except WorkdirError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return BUSY_EXIT_CODE
+  summary = {"run": run.name, "seconds": time.time() - t0, **train.final_summary(workdir)}
+  tmp = workdir / (DONE_FILE + ".tmp")
+  tmp.write_text(json.dumps(summary, indent=2) + "\n")
+  tmp.replace(workdir / DONE_FILE)
+  return 0
+
+
+# ----------------------------------------------------------------------------
+# Local executor
+# ----------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+  """In a worker, before exec: SIGTERM when the sweep process dies (Linux)."""
+  try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except OSError:
+    pass
+
+
+def available_cores() -> list[int]:
+  return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def resolve_workers(workers: str | int) -> int:
+  if workers == "auto":
+    return max(len(available_cores()), 1) if available_cores() else (os.cpu_count() or 1)
+  try:
+    n = int(workers)
+  except ValueError:
+    raise SweepError(f"--workers={workers!r}: give a number or 'auto'.") from None
+  if n < 1:
+    raise SweepError(f"--workers={workers!r}: at least 1.")
+  return n
+
+
+def worker_command(sweep_dir: Path, index: int) -> list[str]:
+  return [sys.executable, "-m", "actlab.sweep", "run", str(sweep_dir), f"--index={index}"]
+
+
+def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[str, list[str]]:
+  """Runs every unfinished run of the planned sweep, `workers` at a time.
+
+  With `pin` (default: when several workers share this machine's cores), the
+  k-th concurrent worker is pinned to its own core(s). Returns the run names
+  by outcome: done, skipped, preempted, busy, failed.
+  """
+  sweep_dir = Path(sweep_dir).resolve()
+  p = Plan.load(sweep_dir)
+  runs = p.runs()
+  cores = available_cores()
+  pin = (workers > 1 and len(cores) >= workers) if pin is None else pin
+  slots = [cores[k::workers] for k in range(workers)] if pin else [None] * workers
+  outcome: dict[str, list[str]] = {k: [] for k in ("done", "skipped", "preempted", "busy", "failed")}
+  todo = []
+  for i, run in enumerate(runs):
+    if status(sweep_dir, run) == "done":
+      outcome["skipped"].append(run.name)
+    else:
+      todo.append(i)
+  print(
+    f"sweep {sweep_dir}: {len(runs)} runs, {len(outcome['skipped'])} finished before,"
+    f" {len(todo)} to run on {workers} worker(s)" + (" pinned to cores" if pin else ""),
+    flush=True,
+  )
+  active: dict[int, tuple[subprocess.Popen, int, Any]] = {}  # slot -> (proc, index, log)
+  stopping = []
+
+  def on_signal(signum, _frame):
+    stopping.append(signum)
+    for proc, _, _ in active.values():
+      proc.send_signal(signal.SIGTERM)
+
+  old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    while todo or active:
+      free = [s for s in range(workers) if s not in active]
+      while todo and free and not stopping:
+        slot, index = free.pop(0), todo.pop(0)
+        d = run_dir(sweep_dir, runs[index])
+        d.mkdir(parents=True, exist_ok=True)
+        log = open(d / LOG_FILE, "a")  # noqa: SIM115  (closed when the worker ends)
+        cpus = slots[slot]
+        env = dict(os.environ)
+        if cpus is not None:
+          # One XLA thread pool per core: no oversubscription between workers.
+          env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+
+        def pre(cpus=cpus):
+          _die_with_parent()
+          if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
+        proc = subprocess.Popen(
+          worker_command(sweep_dir, index), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pre
+        )
+        active[slot] = (proc, index, log)
+        print(f"  start {runs[index].name}" + (f" on core(s) {cpus}" if cpus else ""), flush=True)
+      if stopping and not active:
+        break
+      time.sleep(0.2)
+      for slot, (proc, index, log) in list(active.items()):
+        code = proc.poll()
+        if code is None:
+          continue
+        log.close()
+        del active[slot]
+        name = runs[index].name
+        kind = {0: "done", PREEMPTED_EXIT_CODE: "preempted", BUSY_EXIT_CODE: "busy"}.get(code, "failed")
+        outcome[kind].append(name)
+        print(f"  {kind:9s} {name} (exit {code}; log: {run_dir(sweep_dir, runs[index]) / LOG_FILE})", flush=True)
+  finally:
+    for s, handler in old.items():
+      signal.signal(s, handler)
+  if stopping:
+    outcome["preempted"] += [runs[i].name for i in todo]
+  return outcome
+
+
+# ----------------------------------------------------------------------------
+# SLURM
+# ----------------------------------------------------------------------------
+
+_SBATCH = """#!/bin/bash
+# One array task per run of the sweep in {sweep_dir}; finished runs exit at
+# once, preempted ones (exit 75, after saving) are requeued and resume.
+#   sbatch {script}
+#SBATCH --job-name={job_name}
+#SBATCH --array=0-{last}{throttle}
+#SBATCH --output={sweep_dir}/slurm/%A_%a.out
+#SBATCH --requeue
+#SBATCH --signal=B:TERM@120
+{extra}
+set -u
+cd {cwd}
+{python} -m actlab.sweep run {sweep_dir} --index="$SLURM_ARRAY_TASK_ID" &
+pid=$!
+# SIGTERM (preemption, or --signal above) goes to actlab, which saves and exits 75.
+trap 'kill -TERM "$pid"' TERM
+wait "$pid"; status=$?
+if [ "$status" -gt 128 ]; then wait "$pid"; status=$?; fi
+if [ "$status" -eq 75 ]; then
+  scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"
+fi
+exit "$status"
+"""
+
+
+def write_slurm(
+  sweep_dir: Path,
+  sbatch_options: Sequence[str] = (),
+  max_parallel: int = 0,
+  python: str = sys.executable,
+) -> Path:
+  """Writes SWEEP/slurm/sweep.sbatch: a job array over the planned runs."""
+  sweep_dir = Path(sweep_dir).resolve()
+  runs = Plan.load(sweep_dir).runs()
+  (sweep_dir / "slurm").mkdir(parents=True, exist_ok=True)
+  script = sweep_dir / "slurm" / "sweep.sbatch"
+  extra = "\n".join(f"#SBATCH {o if o.startswith('--') else '--' + o}" for o in sbatch_options)
+  script.write_text(
+    _SBATCH.format(
+      sweep_dir=sweep_dir,
+      script=script,
+      job_name=f"actlab-{sweep_dir.name}",
+      last=len(runs) - 1,
+      throttle=f"%{max_parallel}" if max_parallel else "",
+      extra=extra,
+      cwd=Path.cwd(),
+      python=python,
+    )
+  )
+  script.chmod(0o755)
+  return script
+
+
+def submit_slurm(script: Path) -> str:
+  """Submits the array with sbatch; returns sbatch's output."""
+  try:
+    out = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, check=True)
+  except FileNotFoundError:
+    raise SweepError(f"sbatch is not on PATH; submit {script} from a SLURM login node.") from None
+  except subprocess.CalledProcessError as e:
+    raise SweepError(f"sbatch {script} failed: {e.stderr.strip()}") from None
+  return out.stdout.strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m actlab.sweep", description="Runs one run of a planned sweep.")
+  sub = parser.add_subparsers(dest="command", required=True)
+  r = sub.add_parser("run", help="train run --index of the sweep in SWEEP")
+  r.add_argument("sweep_dir", type=Path)
+  r.add_argument("--index", type=int, required=True)
+  args = parser.parse_args(argv)
+  try:
+    return run_one(args.sweep_dir, args.index)
+  except (SweepError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())
