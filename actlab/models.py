@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +17,9 @@ from actlab import activations, diagnostics
 from actlab.activations import get as get_activation
 
 Array = jax.Array
+# A spec string, a function of one array, or a flax.linen Module class,
+# factory or instance: what `ActivationSites` accepts.
+Activation = str | Callable[..., Any] | nn.Module
 
 # Keras's default initialisers, so the tutorial's run is reproduced as written.
 KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
@@ -54,13 +60,14 @@ class LeNet5(nn.Module):
   model has 2 * 696,196 + 850 = 1,393,242 parameters.
 
   Attributes:
-    activation: function or Module factory applied after every hidden layer.
+    activation: applied after every hidden layer: a spec string, a function,
+      or a flax Module class, factory or instance (see `ActivationSites`).
     num_classes: width of the output layer.
     kernel_init: initialiser for every kernel (Keras's glorot_uniform).
     dtype: computation dtype (parameters stay float32).
   """
 
-  activation: Callable[[Array], Array] = get_activation("relu")
+  activation: Activation = get_activation("relu")
   num_classes: int = 10
   kernel_init: Callable[..., Array] = KERAS_KERNEL_INIT
   dtype: Any = jnp.float32
@@ -69,7 +76,7 @@ class LeNet5(nn.Module):
   def __call__(self, x_BxHxWxC: Array, train: bool = False) -> Array:
     """Logits for a batch; `train=True` only matters for stochastic
     activations (RReLU), which then need `rngs={'rrelu': key}`."""
-    k = activations.width_multiplier(self.activation)
+    k = activation_width(self.activation)
     conv = lambda features, name: nn.Conv(  # noqa: E731
         features * k,
         (5, 5),
@@ -100,7 +107,8 @@ class MLP(nn.Module):
   so that sorted names are forward order.
 
   Attributes:
-    activation: function or Module factory applied after every hidden layer.
+    activation: applied after every hidden layer: a spec string, a function,
+      or a flax Module class, factory or instance (see `ActivationSites`).
     depth: number of hidden layers.
     width: units per hidden layer.
     num_classes: width of the output layer.
@@ -108,7 +116,7 @@ class MLP(nn.Module):
     dtype: computation dtype (parameters stay float32).
   """
 
-  activation: Callable[[Array], Array] = get_activation("relu")
+  activation: Activation = get_activation("relu")
   depth: int = 10
   width: int = 128
   num_classes: int = 10
@@ -117,8 +125,8 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
-    k = activations.width_multiplier(self.activation)
     act = ActivationSites(self, self.activation, train)
+    k = act.width_multiplier
     x = x.reshape((x.shape[0], -1)).astype(self.dtype)
     for i in range(self.depth):
       name = layer_name(i)
@@ -137,28 +145,83 @@ def layer_name(i: int) -> str:
 
 
 class ActivationSites:
-  """Applies a model's activation after each hidden layer.
+  """Applies a model's activation after each hidden layer; any model can use it.
 
-  A plain function is called as is. A Module factory (what
-  `activations.get` returns for 'prelu', 'maxout', ...) is instantiated once
-  per site, named `prelu`, `prelu_1`, ..., so each site has its own
-  parameters. Each site's pre-activation is sown for `actlab.diagnostics`
-  under the name of the layer that produced it (a no-op unless collected).
+  `activation` may be
+  - a spec string ('relu', 'prelu(mode="shared")'), resolved once, here, by
+    `actlab.activations.get`;
+  - a plain function of one array (`jax.nn.gelu`), called as is;
+  - a flax.linen Module class or factory (`nn.PReLU`, `functools.partial`
+    of a class, what `activations.get` returns for 'prelu', 'maxout', ...),
+    instantiated once per site;
+  - a flax.linen Module instance, cloned once per site.
+  Module sites are named after the class (its `layer_name` when it has one,
+  else the lowercased class name): `prelu`, `prelu_1`, ..., so each site has
+  its own parameters. `deterministic=not train` is passed only to modules
+  whose `__call__` declares `deterministic`. Each site's pre-activation goes
+  through `actlab.diagnostics.record_preactivation` under the name of the
+  layer that produced it.
   """
 
   def __init__(self, parent: nn.Module, activation: Any, train: bool):
-    self.parent, self.activation, self.train = parent, activation, train
+    self.parent, self.train = parent, train
+    self.activation = resolve_activation(activation)
     self.sites: list[str] = []
 
+  @property
+  def width_multiplier(self) -> int:
+    """Pre-activation units the activation consumes per output unit."""
+    return activation_width(self.activation)
+
   def __call__(self, z: Array, layer: str) -> Array:
-    diagnostics.sow_preactivation(self.parent, layer, z)
-    if not activations.is_module(self.activation):
-      return self.activation(z)
-    module = getattr(self.activation, "func", self.activation)
-    base = getattr(module, "layer_name", "activation")
+    z = diagnostics.record_preactivation(self.parent, layer, z)
+    a = self.activation
+    if isinstance(a, nn.Module):
+      module = a.clone(parent=self.parent, name=self._site_name(type(a)))
+    elif activations.is_module(a):
+      module = a(name=self._site_name(getattr(a, "func", a)))
+    else:
+      return a(z)
+    if _declares_deterministic(type(module)):
+      return module(z, deterministic=not self.train)
+    return module(z)
+
+  def _site_name(self, cls: type) -> str:
+    base = getattr(cls, "layer_name", None) or cls.__name__.lower()
     name = f"{base}_{len(self.sites)}" if self.sites else base
+    # A Module instance held in a field is registered under the field's name.
+    if name in {f.name for f in dataclasses.fields(self.parent)}:
+      name = f"{base}_{len(self.sites)}"
     self.sites.append(name)
-    return self.activation(name=name)(z, deterministic=not self.train)
+    return name
+
+
+def resolve_activation(activation: Any) -> Any:
+  """A spec string as `activations.get` resolves it; anything else unchanged."""
+  if isinstance(activation, str):
+    return activations.get(activation)
+  if not callable(activation):
+    raise TypeError(
+      f"activation must be a spec string such as 'relu', a function of one array,"
+      f" or a flax.linen Module class, factory or instance; got {activation!r}."
+    )
+  return activation
+
+
+def activation_width(activation: Any) -> int:
+  """How many times wider a layer must be for `activation` (maxout k, glu 2)."""
+  activation = resolve_activation(activation)
+  if isinstance(activation, nn.Module):
+    return int(getattr(activation, "width_multiplier", 1))
+  return activations.width_multiplier(activation)
+
+
+@functools.cache
+def _declares_deterministic(cls: type) -> bool:
+  try:
+    return "deterministic" in inspect.signature(cls.__call__).parameters
+  except (TypeError, ValueError):
+    return False
 
 
 KERNEL_INITS = {

@@ -117,24 +117,35 @@ _ACTIVATION_NOISE_STREAM = 0x5EED
 def _update(
   state: TrainState, batch: dict[str, Array], collect: bool
 ) -> tuple[TrainState, Metrics, Any, Any]:
-  """The optimizer step; with `collect`, also the sown pre-activations."""
+  """The optimizer step; with `collect`, also the sown pre-activations and
+  dL/dz at every activation site (collections COLLECTION and PERTURBATIONS
+  of `actlab.diagnostics`)."""
   noise = jax.random.fold_in(
     jax.random.fold_in(jax.random.wrap_key_data(state.rng), _ACTIVATION_NOISE_STREAM),
     state.step,
   )
+  kw = dict(train=True, rngs={"rrelu": noise})
 
-  def loss_fn(params):
-    kw = dict(train=True, rngs={"rrelu": noise})
+  def loss_fn(params, perturbations=None):
     if collect:
+      variables = {"params": params, diagnostics.PERTURBATIONS: perturbations}
       logits, sown = state.apply_fn(
-        {"params": params}, batch["image"], mutable=[diagnostics.COLLECTION], **kw
+        variables, batch["image"], mutable=[diagnostics.COLLECTION], **kw
       )
     else:
       logits, sown = state.apply_fn({"params": params}, batch["image"], **kw), {}
     loss, correct = _loss_and_correct(logits, batch["label"])
     return loss.mean(), (loss.sum(), correct.sum(), sown)
 
-  grads, (loss_sum, correct, sown) = jax.grad(loss_fn, has_aux=True)(state.params)
+  if collect:
+    # Zeros added to each pre-activation z: their gradient is dL/dz.
+    zeros = diagnostics.zero_perturbations(state.apply_fn, state.params, batch["image"], **kw)
+    (grads, dz), (loss_sum, correct, sown) = jax.grad(loss_fn, (0, 1), has_aux=True)(
+      state.params, zeros
+    )
+    sown = {**sown, diagnostics.PERTURBATIONS: dz}
+  else:
+    grads, (loss_sum, correct, sown) = jax.grad(loss_fn, has_aux=True)(state.params)
   loss_ok = jnp.isfinite(loss_sum)
   grad_ok = jnp.isfinite(optax.tree.norm(grads))
   ok = loss_ok & grad_ok
@@ -162,7 +173,7 @@ def _update(
     "skipped": bad.astype(jnp.float32),
     "max_consecutive_skips": consecutive.astype(jnp.float32),
   }
-  return new_state, metrics, grads, sown.get(diagnostics.COLLECTION, {})
+  return new_state, metrics, grads, sown
 
 
 def train_step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, Metrics]:
@@ -180,17 +191,24 @@ def train_step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, 
 def train_step_with_diagnostics(
   state: TrainState,
   batch: dict[str, Array],
-  activation: Callable[..., Array],
+  activation: Any,
   saturation_threshold: float,
 ) -> tuple[TrainState, Metrics, dict[str, dict[str, Array]]]:
   """`train_step` plus per-layer diagnostics (see `actlab.diagnostics`).
 
-  The update is computed by the same code as `train_step`'s, so parameters
-  are identical with diagnostics on or off.
+  `activation` is the model's activation field; `saturation_threshold` is
+  eps, relative to the activation's maximum slope. The update is computed by
+  the same code as `train_step`'s, so parameters are identical with
+  diagnostics on or off, and any step may be diagnosed (the run's last one
+  included): the result does not depend on which steps are.
   """
   new_state, metrics, grads, sown = _update(state, batch, collect=True)
   diag = diagnostics.gradient_stats(state.params, grads, new_state.params)
-  diag.update(diagnostics.activation_stats(sown, activation, saturation_threshold))
+  preactivations = sown.get(diagnostics.COLLECTION, {})
+  diag.update(diagnostics.activation_stats(preactivations, activation, saturation_threshold))
+  backprop = diagnostics.backprop_norms(sown.get(diagnostics.PERTURBATIONS, {}))
+  if backprop:
+    diag["backprop_norm"] = backprop
   return new_state, metrics, diag
 
 
