@@ -51,12 +51,12 @@ class LeNet5(nn.Module):
   -> flatten -> Dense 84 -> Dense num_classes. With the defaults it has
   697,046 parameters, as the Keras model in the tutorial.
 
-  The activation is either a function of one array or a flax.linen Module
-  factory (what `activations.get` returns for 'prelu', 'maxout', ...), which
-  is instantiated once per hidden layer as `prelu`, `prelu_1`, ... so each
+  The activation is a spec string, a function of one array, or a flax.linen
+  Module class, factory or instance (see `ActivationSites`); a module is
+  instantiated once per hidden layer as `prelu`, `prelu_1`, ... so each
   site has its own parameters. An activation that consumes several units per
   output (maxout with k pieces, glu) gets hidden layers
-  `activations.width_multiplier(activation)` times as wide; with k = 2 the
+  `activation_width(activation)` times as wide; with k = 2 the
   model has 2 * 696,196 + 850 = 1,393,242 parameters.
 
   Attributes:
