@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -9,11 +11,41 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from actlab import distributed
+from actlab.workdir import free_space
+
+# Step folders that could not be used are renamed with this suffix, so that
+# orbax no longer lists them and the run can save those step numbers again.
+UNUSABLE_SUFFIX = ".unusable"
 
 
 class CheckpointError(RuntimeError):
   """A checkpoint could not be saved or restored; the message says what to do."""
+
+
+class DigestMismatchError(CheckpointError):
+  """A restored checkpoint differs from what was saved (bit rot, a bad disk)."""
+
+
+def digests(tree: Any) -> dict[str, str]:
+  """SHA-256 of every array in `tree` (this process's copy), by tree path."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    a = np.ascontiguousarray(distributed.local_value(leaf))
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.view(np.uint8).reshape(-1) if a.size else b"")
+    out[jax.tree_util.keystr(path)] = h.hexdigest()
+  return out
+
+
+def _short(e: Exception, limit: int = 300) -> str:
+  """`Type: first line of the message`, cut to `limit` characters."""
+  text = str(e).strip().splitlines()
+  line = f"{type(e).__name__}: {text[0] if text else ''}"
+  return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 class Checkpoints:
@@ -22,18 +54,33 @@ class Checkpoints:
   Saves are asynchronous: `save` blocks only while arrays are copied off the
   device; `close()` waits until the last one is committed. Orbax writes each
   checkpoint to a temporary folder and renames it when complete, so a process
-  killed mid-save leaves no checkpoint that looks finished.
+  killed mid-save leaves no checkpoint that looks finished. The SHA-256 of
+  every array goes to `checkpoints/digests/<step>.json` before the save
+  starts and is checked on restore, so silent corruption on disk is caught.
   """
 
   def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3):
     self.directory = Path(workdir).absolute() / "checkpoints"
-    self._manager = ocp.CheckpointManager(
+    self.digest_dir = self.directory / "digests"
+    self._max_to_keep = max_to_keep
+    self._manager = self._new_manager()
+    self.seconds_blocked = 0.0  # time the training loop spent inside save()
+
+  def _new_manager(self) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(
       self.directory,
       options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, enable_async_checkpointing=True, create=True
+        max_to_keep=self._max_to_keep, enable_async_checkpointing=True, create=True
       ),
     )
-    self.seconds_blocked = 0.0  # time the training loop spent inside save()
+
+  def _reset_manager(self) -> None:
+    """A fresh manager: orbax caches the step list and the item layout it saw."""
+    try:
+      self._manager.close()
+    except Exception as e:  # a manager left broken by a failed restore
+      logging.debug("Closing the checkpoint manager failed: %s", e)
+    self._manager = self._new_manager()
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -46,13 +93,27 @@ class Checkpoints:
     last = f"step {done[-1]}, the last checkpoint saved" if done else "the start"
     return CheckpointError(
       f"Could not save the checkpoint for step {step} in {self.directory}:"
-      f" {type(e).__name__}: {e}. Free space (or fix the folder) and rerun the"
-      f" same command: the run resumes from {last}, which is intact."
+      f" {_short(e)}. {free_space(self.directory)} Free space (or fix the folder)"
+      f" and rerun the same command: the run resumes from {last}, which is intact."
     )
+
+  def _write_digests(self, step: int, tree: Any) -> None:
+    if not distributed.is_lead() or step in self.steps():
+      return  # orbax refuses to overwrite a step; keep that step's digests
+    self.digest_dir.mkdir(parents=True, exist_ok=True)
+    path = self.digest_dir / f"{step}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(digests(tree), indent=0, sort_keys=True))
+    tmp.replace(path)
+    kept = self.steps()
+    for old in self.digest_dir.glob("*.json"):  # checkpoints orbax has deleted
+      if old.stem.isdigit() and kept and int(old.stem) < kept[0]:
+        old.unlink(missing_ok=True)
 
   def save(self, step: int, state: Any) -> None:
     t = time.perf_counter()
     try:
+      self._write_digests(step, state)
       self._manager.save(step, args=ocp.args.StandardSave(state))
     except Exception as e:  # orbax surfaces I/O errors in several types
       raise self._failed(step, e) from e
@@ -66,38 +127,93 @@ class Checkpoints:
     except Exception as e:
       raise self._failed(self.latest_step() or -1, e) from e
 
-  def restore_latest(self, like: Any) -> tuple[int, Any] | None:
-    """Restores the newest checkpoint that reads back, shaped like `like`.
+  def _verify(self, step: int, restored: Any) -> None:
+    path = self.digest_dir / f"{step}.json"
+    if not path.exists():
+      return  # saved before digests were recorded
+    want = json.loads(path.read_text())
+    got = digests(restored)
+    bad = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+    if bad:
+      raise DigestMismatchError(
+        f"{len(bad)} array(s) differ from what was saved ({', '.join(bad[:3])}"
+        + (", ..." if len(bad) > 3 else "")
+        + f"); the files of checkpoint {step} are corrupt"
+      )
 
-    A checkpoint that fails to read (truncated or corrupted files) is skipped
-    with a warning and the one before it is tried. Returns (step, state), or
-    None when there is no checkpoint.
+  def _unusable_folders(self) -> list[str]:
+    """Step folders orbax lists but that hold no saved state (empty, partial, foreign)."""
+    bad = []
+    for step in self.steps():
+      item = self.directory / str(step) / "default"
+      if not item.is_dir() or not any(item.iterdir()):
+        bad.append(str(step))
+    return bad
+
+  def _move_aside(self, names: list[str]) -> None:
+    if not distributed.is_lead():
+      return
+    for name in names:
+      src = self.directory / name
+      dst = src.with_name(name + UNUSABLE_SUFFIX)
+      n = 1
+      while dst.exists():
+        dst, n = src.with_name(f"{name}{UNUSABLE_SUFFIX}.{n}"), n + 1
+      try:
+        src.rename(dst)
+      except OSError as e:
+        logging.warning("Could not move %s aside: %s", src, e)
+        continue
+      logging.warning("Moved the unusable checkpoint %s aside to %s.", src, dst.name)
+    self._reset_manager()
+
+  def restore_latest(self, like: Any) -> tuple[int, Any] | None:
+    """Restores the newest checkpoint that reads back intact, shaped like `like`.
+
+    Step folders that hold no state (empty, partial, foreign), fail to read,
+    or whose arrays differ from the digests recorded at save time are skipped
+    with a warning naming them, and the one before is tried. Once one
+    restores, the skipped newer folders are renamed `<step>.unusable` so the
+    run can save those steps again. Returns (step, state), or None when there
+    is no checkpoint.
     """
     steps = self.steps()
     if not steps:
       return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    errors = []
+    empty = set(self._unusable_folders())
+    errors, skipped = [], []
     for step in reversed(steps):
       try:
+        if str(step) in empty:
+          raise CheckpointError("the folder holds no saved state (empty, partial or foreign)")
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        self._verify(step, restored)
       except Exception as e:  # a damaged checkpoint fails in many ways
         logging.warning(
-          "Checkpoint %d in %s is unreadable (%s: %s); trying the previous one.",
+          "Checkpoint %d in %s is unusable (%s); trying the previous one.",
           step,
           self.directory,
-          type(e).__name__,
-          e,
+          _short(e),
         )
-        errors.append(f"step {step}: {type(e).__name__}: {e}")
+        errors.append(f"step {step}: {_short(e)}")
+        skipped.append(str(step))
+        self._reset_manager()  # orbax may have cached a wrong item layout
         continue
-      if errors:
-        logging.warning("Resumed from checkpoint %d instead of %d.", step, steps[-1])
+      if skipped:
+        logging.warning(
+          "Resumed from checkpoint %d instead of %d (skipped %s).",
+          step,
+          steps[-1],
+          ", ".join(skipped),
+        )
+        self._move_aside(skipped)
       return step, restored
     raise CheckpointError(
       f"No checkpoint in {self.directory} could be restored:\n  "
       + "\n  ".join(errors)
-      + f"\nMove {self.directory} away to start the run afresh."
+      + f"\nIf the config changed, rerun with the config the run was started with;"
+      f" otherwise move {self.directory} away to start the run afresh."
     )
 
   def close(self) -> None:

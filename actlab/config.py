@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any
 
 import ml_collections
@@ -140,10 +141,28 @@ def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
 
 def _positive_float(config: ml_collections.ConfigDict, field: str) -> None:
   value = config[field]
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
     raise ConfigError(
-      f"config.{field} must be a positive number, got {value!r}. Set it with --config.{field}=X."
+      f"config.{field} must be a positive finite number, got {value!r}."
+      f" Set it with --config.{field}=X."
     )
+
+
+def _fraction(config: ml_collections.ConfigDict, field: str) -> None:
+  """A decay rate in [0, 1): 1 never forgets and makes Adam divide by zero."""
+  value = config[field]
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+    raise ConfigError(
+      f"config.{field} must be in [0, 1), got {value!r}. Set it with --config.{field}=X."
+    )
+
+
+def _finite_activation_params(spec: str) -> None:
+  """`elu(alpha=1e400)` parses as alpha=inf, which no activation means."""
+  name, kwargs = activations.parse_spec(spec)
+  for k, v in kwargs.items():
+    if isinstance(v, float) and not math.isfinite(v):
+      raise ConfigError(f"config.activation: {name} parameter {k}={v!r} must be finite.")
 
 
 def _one_of(config: ml_collections.ConfigDict, field: str, choices) -> None:
@@ -174,6 +193,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if "seed" in config and (isinstance(config.seed, bool) or not isinstance(config.seed, int)):
     raise ConfigError(f"config.seed must be an integer, got {config.seed!r}.")
   _positive_float(config, "learning_rate")
+  for field in ("adam_b1", "adam_b2", "momentum"):
+    _fraction(config, field)
+  _positive_float(config, "adam_eps")
   _one_of(config, "optimizer", OPTIMIZERS)
   _one_of(config, "input_scaling", SCALINGS)
   _one_of(config, "dtype", DTYPES)
@@ -186,3 +208,4 @@ def validate(config: ml_collections.ConfigDict) -> None:
     activations.get(config.activation)
   except ValueError as e:
     raise ConfigError(f"config.activation: {e}") from None
+  _finite_activation_params(config.activation)

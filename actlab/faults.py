@@ -1,7 +1,7 @@
 """What a run does when it is interrupted or diverges.
 
 SIGTERM/SIGINT become a request to save and stop at the next step boundary
-(`StopRequests`, `Preempted`); a non-finite loss or gradient is handled by
+(`StopRequests`, `Preempted`); a non-finite loss, gradient or update is handled by
 `config.nonfinite_policy` (`NonFiniteGuard`).
 """
 
@@ -26,31 +26,45 @@ PREEMPTED_EXIT_CODE = 75
 class Preempted(Exception):
   """The run was asked to stop by a signal and saved its state first."""
 
-  def __init__(self, step: int, signum: int, directory: Path):
+  def __init__(self, step: int | None, signum: int, directory: Path | None = None):
     self.step = step
-    super().__init__(
-      f"Stopped by {signal.Signals(signum).name} after step {step}; the state"
-      f" is saved in {directory}. Rerun the same command to continue."
-    )
+    name = signal.Signals(signum).name
+    if step is None:
+      msg = f"Stopped by {name} before training started; nothing needed saving."
+    else:
+      msg = f"Stopped by {name} after step {step}; the state is saved in {directory}."
+    super().__init__(msg + " Rerun the same command to continue.")
 
 
 class NonFiniteError(FloatingPointError):
-  """Training produced a non-finite loss or gradient and the policy says stop."""
+  """Training produced a non-finite loss, gradient or update and the policy says stop."""
 
 
 class StopRequests:
   """Turns SIGTERM/SIGINT into a flag the loop checks between steps.
 
-  A second signal while the first is being handled interrupts at once.
-  Installed only in the main thread (Python allows handlers nowhere else).
+  Until `arm()` (while data loads and the state is built) there is nothing to
+  save: SIGINT interrupts at once (KeyboardInterrupt) and SIGTERM raises
+  `Preempted` with no step. After it, a second signal while the first is
+  being handled interrupts at once. Installed only in the main thread (Python
+  allows handlers nowhere else).
   """
 
   def __init__(self):
     self.signum: int | None = None
+    self.armed = False
     self._previous: dict[int, Any] = {}
+
+  def arm(self) -> None:
+    """From now on a signal asks the loop to save and stop at the next step."""
+    self.armed = True
 
   def _handle(self, signum, frame):
     del frame
+    if not self.armed:
+      if signum == signal.SIGTERM:
+        raise Preempted(None, signum)
+      raise KeyboardInterrupt
     if self.signum is not None:
       raise KeyboardInterrupt
     self.signum = signum
@@ -96,7 +110,7 @@ class NonFiniteGuard:
     if interval["max_consecutive_skips"] >= self.max_skips:
       raise NonFiniteError(
         f"{interval['max_consecutive_skips']} consecutive steps had a non-finite"
-        f" loss or gradient (limit config.max_consecutive_skips={self.max_skips});"
+        f" loss, gradient or update (limit config.max_consecutive_skips={self.max_skips});"
         f" {int(distributed.local_value(state.skipped_steps))} skipped in all. {self._last_good()}"
         " Lower config.learning_rate."
       )

@@ -23,8 +23,18 @@ Array = jax.Array
 Metrics = dict[str, Array]
 
 # Codes for TrainState.nonfinite_kind.
-NONFINITE_NONE, NONFINITE_LOSS, NONFINITE_GRADIENT = 0, 1, 2
-NONFINITE_NAMES = {NONFINITE_LOSS: "loss", NONFINITE_GRADIENT: "gradient norm"}
+NONFINITE_NONE, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_UPDATE = 0, 1, 2, 3
+NONFINITE_NAMES = {
+  NONFINITE_LOSS: "loss",
+  NONFINITE_GRADIENT: "gradient norm",
+  NONFINITE_UPDATE: "update (new parameters or optimizer state)",
+}
+
+
+def all_finite(tree: Any) -> Array:
+  """True when every floating-point value in `tree` is finite (on device, no sync)."""
+  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])) if leaves else jnp.bool_(True)
 
 
 class TrainState(struct.PyTreeNode):
@@ -148,13 +158,17 @@ def _update(
     grads, (loss_sum, correct, sown) = jax.grad(loss_fn, has_aux=True)(state.params)
   loss_ok = jnp.isfinite(loss_sum)
   grad_ok = jnp.isfinite(optax.tree.norm(grads))
-  ok = loss_ok & grad_ok
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  # A finite gradient can still give non-finite parameters (adam_eps=0, b1=1).
+  update_ok = all_finite((params, opt_state))
+  ok = loss_ok & grad_ok & update_ok
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
   bad = (~ok).astype(jnp.int32)
   first_bad = (state.first_nonfinite_step < 0) & ~ok
-  kind = jnp.where(loss_ok, NONFINITE_GRADIENT, NONFINITE_LOSS)
+  kind = jnp.where(
+    loss_ok, jnp.where(grad_ok, NONFINITE_UPDATE, NONFINITE_GRADIENT), NONFINITE_LOSS
+  )
   consecutive = (state.consecutive_skips + 1) * bad
   new_state = state.replace(
     step=state.step + 1,

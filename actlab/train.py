@@ -50,7 +50,7 @@ from actlab.steps import (  # noqa: F401  (the public training API lives here to
   make_optimizer,
   train_step,
 )
-from actlab.workdir import WorkdirLock, check_and_write_config
+from actlab.workdir import WorkdirLock, check_config, prepare_workdir, write_config
 
 Array = jax.Array
 
@@ -137,8 +137,7 @@ def train_and_evaluate(
   or its saved config differs (unless `allow_config_change`).
   """
   config_lib.validate(config)
-  workdir = Path(workdir).expanduser()
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = prepare_workdir(workdir)
   # One lock per job: process 0 holds it for all processes of a multi-host run.
   lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
   with lock, StopRequests() as stop:
@@ -161,7 +160,7 @@ def _run(
   num_train = train_x.shape[0]
   _check_batch(config, num_train)
   if lead:
-    check_and_write_config(config, workdir, allow_config_change)
+    check_config(config, workdir, allow_config_change)
   # Standardisation statistics from the whole (global) training split.
   preprocess = make_preprocess(config, train_x)
 
@@ -181,6 +180,8 @@ def _run(
   if restored is not None:
     saved = restored[1]
     logging.warning("Resuming from checkpoint %d in %s.", restored[0], ckpt.directory)
+  if lead:
+    write_config(config, workdir)  # only once the checkpoint is known to fit it
   state, totals = saved["state"], saved["epoch_totals"]
 
   bs = config.batch_size
@@ -230,6 +231,7 @@ def _run(
       pending = None
     diag_pending = _write_diagnostics(writer, diag_pending)
 
+  stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
   try:
     for epoch in range(first_epoch, config.num_epochs):
       console.start_epoch(epoch + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +13,25 @@ import ml_collections
 
 from actlab import activations
 
-# Fields that change the model, the data or the optimisation: resuming a
-# workdir with other values would silently mix two experiments.
-RESUME_FIELDS = (
-  "activation",
-  "dtype",
-  "seed",
-  "train_split",
-  "eval_split",
-  "input_scaling",
-  "batch_size",
-  "optimizer",
-  "learning_rate",
-  "adam_b1",
-  "adam_b2",
-  "adam_eps",
-  "weight_decay",
-  "momentum",
-)
+# Fields that may change when a run is continued: they control logging,
+# checkpointing and where the data is read from, not what is computed. Every
+# other field (model, data, optimisation, initialisation, seed, ...) must
+# match the saved config.json. Matched by the field's own name, at any depth,
+# so config groups (config.optim.*, config.data.*) are covered as they appear.
+MAY_CHANGE_ON_RESUME = frozenset({
+  "num_epochs",  # training longer is a continuation; config.json keeps the maximum
+  "log_every_steps",
+  "keep_checkpoints",
+  "checkpoint_every_steps",
+  "diagnostics",
+  "diagnostics_every_steps",
+  "saturation_threshold",
+  "nonfinite_policy",
+  "max_consecutive_skips",
+  "data_dir",
+  "download",
+  "archive",
+})
 
 
 class WorkdirError(RuntimeError):
@@ -48,7 +50,12 @@ class WorkdirLock:
     self._fd: int | None = None
 
   def __enter__(self) -> WorkdirLock:
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise WorkdirError(
+        f"Cannot create {self.path}: {e.strerror or e}. Pass a workdir you can write to."
+      ) from None
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -70,38 +77,158 @@ class WorkdirLock:
       self._fd = None
 
 
+def free_space(path: str | os.PathLike) -> str:
+  """`'N MiB free on the filesystem of PATH.'`, for error messages about a full disk."""
+  path = Path(path)
+  probe = next((p for p in (path, *path.parents) if p.exists()), path)
+  try:
+    free = shutil.disk_usage(probe).free
+  except OSError:
+    return f"The free space on the filesystem of {path} is unknown."
+  return f"{free / 2**20:,.1f} MiB free on the filesystem of {path}."
+
+
+def prepare_workdir(workdir: str | os.PathLike) -> Path:
+  """`workdir` with `~` expanded, created if missing; refuses unusable ones.
+
+  An empty path (an unset `$WORKDIR` in `--workdir=$WORKDIR`) is refused
+  rather than taken to mean the current directory.
+  """
+  if not os.fspath(workdir).strip():
+    raise WorkdirError(
+      "The workdir is empty (was --workdir=$WORKDIR with WORKDIR unset?); pass"
+      " the directory for this run, e.g. --workdir=/tmp/actlab/run1."
+    )
+  path = Path(workdir).expanduser()
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+  except FileExistsError:
+    raise WorkdirError(f"The workdir {path} exists and is not a directory.") from None
+  except OSError as e:
+    raise WorkdirError(
+      f"Cannot create the workdir {path}: {e.strerror or e}. Pass a directory you can write to."
+    ) from None
+  if not path.is_dir():
+    raise WorkdirError(f"The workdir {path} exists and is not a directory.")
+  if not os.access(path, os.W_OK | os.X_OK):
+    raise WorkdirError(f"The workdir {path} is not writable. Pass a directory you can write to.")
+  return path
+
+
+def _canonical_activations(tree: Any) -> Any:
+  if isinstance(tree, dict):
+    return {
+      k: activations.canonical(v)
+      if k == "activation" and isinstance(v, str)
+      else _canonical_activations(v)
+      for k, v in tree.items()
+    }
+  return tree
+
+
 def resolved_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The config as saved in config.json: plain values, canonical activation."""
-  resolved = config.to_dict()
-  resolved["activation"] = activations.canonical(config.activation)
-  return resolved
+  return _canonical_activations(config.to_dict())
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat: dict[str, Any] = {}
+  for k, v in tree.items():
+    if isinstance(v, dict) and v:
+      flat.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      flat[f"{prefix}{k}"] = v
+  return flat
 
 
 def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-  """`field: saved -> requested` for every resume-relevant field that differs."""
-  return [
-    f"  {k}: {saved.get(k)!r} -> {requested.get(k)!r}"
-    for k in RESUME_FIELDS
-    if saved.get(k) != requested.get(k)
-  ]
+  """`field: saved -> requested` for every field that changes the computation.
+
+  Fields are compared by dotted path; a saved config with another layout
+  (flat vs grouped) is matched by the field's own name where that is
+  unambiguous. A field the saved config does not have at all was added to
+  actlab later and is not compared.
+  """
+  saved_flat = _flatten(saved)
+  by_name: dict[str, list[Any]] = {}
+  for k, v in saved_flat.items():
+    by_name.setdefault(k.rsplit(".", 1)[-1], []).append(v)
+  diff = []
+  for k, want in sorted(_flatten(requested).items()):
+    name = k.rsplit(".", 1)[-1]
+    if name in MAY_CHANGE_ON_RESUME:
+      continue
+    if k in saved_flat:
+      had = saved_flat[k]
+    elif len(by_name.get(name, ())) == 1:
+      had = by_name[name][0]
+    else:
+      continue
+    if had != want:
+      diff.append(f"  {k}: {had!r} -> {want!r}")
+  return diff
+
+
+def _num_epochs_trained(saved: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+  """`requested` with every `num_epochs` raised to the saved value if that was larger."""
+  out = {}
+  for k, v in requested.items():
+    if isinstance(v, dict):
+      out[k] = _num_epochs_trained(saved.get(k) if isinstance(saved.get(k), dict) else {}, v)
+    elif k == "num_epochs" and isinstance(saved.get(k), int) and isinstance(v, int):
+      out[k] = max(v, saved[k])
+    else:
+      out[k] = v
+  return out
+
+
+def _saved_config(workdir: Path) -> dict[str, Any] | None:
+  path = workdir / "config.json"
+  if not path.exists():
+    return None
+  try:
+    saved = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise WorkdirError(
+      f"{path} is unreadable ({e}). Restore it, or use another --workdir."
+    ) from None
+  return saved if isinstance(saved, dict) else None
+
+
+def check_config(
+  config: ml_collections.ConfigDict, workdir: Path, allow_change: bool = False
+) -> None:
+  """Refuses a workdir whose saved config differs in a field that changes the run."""
+  saved = _saved_config(workdir)
+  if saved is None or allow_change:
+    return
+  diff = config_diff(saved, resolved_config(config))
+  if diff:
+    raise WorkdirError(
+      f"{workdir} holds a run with a different config:\n"
+      + "\n".join(diff)
+      + "\nUse another --workdir, or pass --allow_config_change to continue"
+      " this run with the new values."
+    )
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  """Writes config.json atomically; `num_epochs` records the longest requested."""
+  path = workdir / "config.json"
+  requested = _num_epochs_trained(_saved_config(workdir) or {}, resolved_config(config))
+  tmp = path.with_suffix(".json.tmp")
+  try:
+    tmp.write_text(json.dumps(requested, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)  # atomic: a crash never leaves half a config.json
+  except OSError as e:
+    raise WorkdirError(
+      f"Could not write {path}: {e.strerror or e}. {free_space(workdir)}"
+    ) from None
 
 
 def check_and_write_config(
   config: ml_collections.ConfigDict, workdir: Path, allow_change: bool = False
 ) -> None:
-  """Refuses a workdir whose saved config disagrees; then writes config.json."""
-  requested = resolved_config(config)
-  path = workdir / "config.json"
-  if path.exists() and not allow_change:
-    saved = json.loads(path.read_text())
-    diff = config_diff(saved, requested)
-    if diff:
-      raise WorkdirError(
-        f"{workdir} holds a run with a different config:\n"
-        + "\n".join(diff)
-        + "\nUse another --workdir, or pass --allow_config_change to continue"
-        " this run with the new values."
-      )
-  tmp = path.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(requested, indent=2, sort_keys=True) + "\n")
-  tmp.replace(path)  # atomic: a crash never leaves half a config.json
+  """`check_config`, then `write_config`."""
+  check_config(config, workdir, allow_change)
+  write_config(config, workdir)

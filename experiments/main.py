@@ -6,9 +6,12 @@ r"""Runs one experiment: a config file, a workdir.
 This is the only file that defines flags; everything else takes a config.
 """
 
+import errno
 import json
 import logging as pylogging
+import os
 import sys
+from pathlib import Path
 
 import jax
 from absl import app, flags, logging
@@ -17,7 +20,22 @@ from ml_collections import config_flags
 from actlab import data, distributed, train
 from actlab.checkpoint import CheckpointError
 from actlab.config import ConfigError
-from actlab.workdir import WorkdirError
+from actlab.workdir import WorkdirError, free_space
+from actlab.writers import WriterError
+
+# Expected failures, not bugs: the message says what to do; no traceback.
+EXPECTED = (
+  ConfigError,
+  WorkdirError,
+  CheckpointError,
+  WriterError,
+  train.NonFiniteError,
+  data.DataNotFoundError,
+  data.ChecksumError,
+  data.SplitError,
+)
+# I/O errors that are the machine's state, not a bug.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
@@ -46,26 +64,44 @@ def main(argv):
   pylogging.getLogger("absl").setLevel(pylogging.WARNING)
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("JAX devices: %s", jax.devices())
+  workdir = Path(FLAGS.workdir).expanduser()
   try:
-    train.train_and_evaluate(
-      FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
-    )
+    train.train_and_evaluate(FLAGS.config, workdir, allow_config_change=FLAGS.allow_config_change)
   except train.Preempted as e:
     print(e, file=sys.stderr)
     sys.exit(train.PREEMPTED_EXIT_CODE)
-  except (
-    ConfigError,
-    WorkdirError,
-    CheckpointError,
-    train.NonFiniteError,
-    data.DataNotFoundError,
-    data.ChecksumError,
-  ) as e:
-    # Expected failures, not bugs: the message says what to do; no traceback.
+  except EXPECTED as e:
     sys.exit(f"error: {e}")
+  except OSError as e:
+    if e.errno not in DISK_ERRNOS:
+      raise
+    sys.exit(f"error: {e.strerror} writing {e.filename or workdir}. {free_space(workdir)}")
+  except KeyboardInterrupt:
+    print("error: interrupted (Ctrl-C).", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every finally block has run; do not wait for download threads.
+    os._exit(130)
   if distributed.is_lead():
-    print(json.dumps(train.final_summary(FLAGS.workdir), indent=2))
+    print(json.dumps(train.final_summary(workdir), indent=2))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a one-line error for an unknown --config.FIELD."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e}\nPass --helpfull to see the flags.")
+  except (AttributeError, KeyError) as e:  # ml_collections on a field the config lacks
+    names = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
+    field = str(e).strip("\"'")
+    asked = next((n for n in names if n.split(".", 1)[1].split(".")[0] == field), None)
+    sys.exit(
+      f"error: the config has no field {field!r}"
+      + (f" ({asked})" if asked else "")
+      + "; see the config file and actlab/config.py base_config() for the fields."
+    )
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -1,8 +1,11 @@
 """The commands a user types: the experiment, the data import, a bare import."""
 
 import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
-from conftest import make_fake_cifar10
+from conftest import ROOT, experiment_args, make_fake_cifar10, python_env
 from conftest import run_python as run
 
 
@@ -67,3 +70,57 @@ def test_experiment_offline_without_data_says_what_to_do(tmp_path):
   )
   assert out.returncode != 0
   assert "python -m actlab.data import" in out.stderr
+
+
+def _one_error_line(out, *expected):
+  lines = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+  assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+  assert len(lines) == 1, out.stderr[-3000:]
+  for text in expected:
+    assert text in out.stderr, out.stderr[-3000:]
+
+
+def test_expected_failures_are_one_error_line_without_traceback(tmp_path, fake_cifar10):
+  data_dir, _ = fake_cifar10
+  (tmp_path / "file").write_text("")
+  cases = {
+    "unknown field": (
+      experiment_args(data_dir, tmp_path / "a", foo=1),
+      ["no field 'foo'", "--config.foo"],
+    ),
+    "workdir is a file": (
+      experiment_args(data_dir, tmp_path / "file"),
+      ["exists and is not a directory"],
+    ),
+    "workdir under /proc": (
+      experiment_args(data_dir, "/proc/actlab-wd"),
+      ["Cannot create the workdir /proc/actlab-wd"],
+    ),
+    "empty workdir": (experiment_args(data_dir, ""), ["workdir is empty"]),
+    "bad split": (
+      experiment_args(data_dir, tmp_path / "b", train_split="bogus"),
+      ["Cannot read the split 'bogus'"],
+    ),
+  }
+  # Each case starts its own interpreter; run them side by side.
+  with ThreadPoolExecutor(len(cases)) as pool:
+    outs = dict(zip(cases, pool.map(lambda c: run(*c[0]), cases.values())))
+  for name, out in outs.items():
+    _one_error_line(out, *cases[name][1])
+  assert not (tmp_path / "a").exists()
+
+
+def test_tilde_workdir_is_expanded_for_the_run_and_its_summary(tmp_path, fake_cifar10):
+  data_dir, _ = fake_cifar10
+  args = experiment_args(data_dir, "~/runs/wd", batch_size=8, num_epochs=1)
+  out = subprocess.run(
+    [sys.executable, *args],
+    cwd=ROOT,
+    env=python_env(HOME=str(tmp_path)),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert json.loads(out.stdout[out.stdout.rindex("{") :])["epochs"] == 1
+  assert (tmp_path / "runs" / "wd" / "metrics.jsonl").exists()

@@ -10,6 +10,7 @@ the official archive: `python -m actlab.data import PATH`.
 from actlab.data.cifar10 import (
   DataNotFoundError,
   Split,
+  SplitError,
   default_data_dir,
   load,
   prepare,
@@ -21,6 +22,7 @@ __all__ = [
   "ChecksumError",
   "DataNotFoundError",
   "Split",
+  "SplitError",
   "default_data_dir",
   "import_cifar10",
   "load",

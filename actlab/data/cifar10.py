@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +22,10 @@ SCALINGS = ("raw", "unit", "standardize")
 
 class DataNotFoundError(FileNotFoundError):
   """CIFAR-10 is neither prepared nor obtainable; the message says what to do."""
+
+
+class SplitError(ValueError):
+  """A split name TFDS cannot read, or one that selects no examples."""
 
 
 class Split(NamedTuple):
@@ -65,6 +72,12 @@ def prepare(
       f"CIFAR-10 is not prepared in {data_dir} and downloading is off"
       f" (config.download=False). {_how_to_get_data(data_dir)}"
     )
+  unreachable = _unreachable(OFFICIAL_URL)
+  if unreachable:
+    raise DataNotFoundError(
+      f"CIFAR-10 is not prepared in {data_dir} and this machine cannot reach"
+      f" the download server ({unreachable}). {_how_to_get_data(data_dir)}"
+    )
   # TFDS needs TensorFlow to generate the dataset; keep it off the GPUs.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -81,6 +94,35 @@ def prepare(
       f"CIFAR-10 is not prepared in {data_dir} and downloading it failed"
       f" ({type(e).__name__}: {e}). {_how_to_get_data(data_dir)}"
     ) from e
+
+
+def _unreachable(url: str, timeout: float = 10.0) -> str | None:
+  """Why `url`'s server is certainly unreachable (no DNS, refused), else None.
+
+  TFDS retries a failed download for minutes; an offline machine should
+  hear at once. A slow answer is not treated as offline, and with a proxy
+  configured the proxy decides, so nothing is probed.
+  """
+  parts = urllib.parse.urlsplit(url)
+  if urllib.request.getproxies().get(parts.scheme):
+    return None
+  host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+  try:
+    addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+  except socket.gaierror as e:
+    return f"cannot resolve {host}: {e.strerror or e}"
+  refused = None
+  for family, kind, proto, _, address in addresses:
+    try:
+      with socket.socket(family, kind, proto) as s:
+        s.settimeout(timeout)
+        s.connect(address)
+      return None
+    except TimeoutError:
+      return None
+    except OSError as e:  # refused, no route, network unreachable
+      refused = f"cannot connect to {host}:{port}: {e.strerror or e}"
+  return refused
 
 
 def _data_source(split: str, data_dir: Path | None):
@@ -103,6 +145,8 @@ def load(
   root = Path(data_dir).expanduser() if data_dir else default_data_dir()
   try:
     source = _data_source(split, root)
+  except (ValueError, KeyError) as e:
+    raise SplitError(_bad_split(split, e)) from None
   except (AssertionError, FileNotFoundError, NotImplementedError) as e:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -116,14 +160,40 @@ def load(
       ) from e
     logging.info("CIFAR-10 not found in %s; preparing it.", root)
     prepare(root, download=download, archive=archive)
-    source = _data_source(split, root)
-  n = len(source)
-  records = [source[i] for i in range(n)]
+    try:
+      source = _data_source(split, root)
+    except (ValueError, KeyError) as e:
+      raise SplitError(_bad_split(split, e)) from None
+  try:
+    n = len(source)
+    records = [source[i] for i in range(n)]
+  except (RuntimeError, OSError, ValueError) as e:  # array_record reports damage as RuntimeError
+    raise DataNotFoundError(
+      f"CIFAR-10 in {root} cannot be read ({_first_line(e)}): a data file is"
+      f" missing or corrupt. Delete {root / DATASET} and re-import with"
+      f" python -m actlab.data import /path/to/cifar-10-binary.tar.gz --data_dir={root}"
+      " (or set config.download=True with internet)."
+    ) from None
+  if n == 0:
+    raise SplitError(f"The split {split!r} selects no examples; choose a non-empty slice.")
   images = np.stack([np.asarray(r["image"], np.uint8) for r in records])
   labels = np.asarray([r["label"] for r in records], np.int32)
   if images.shape[1:] != IMAGE_SHAPE:
     raise ValueError(f"expected CIFAR-10 images of shape {IMAGE_SHAPE}, got {images.shape[1:]}")
   return Split(images, labels)
+
+
+def _first_line(e: Exception) -> str:
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _bad_split(split: str, e: Exception) -> str:
+  return (
+    f"Cannot read the split {split!r} ({_first_line(e)}). CIFAR-10 has the splits"
+    " 'train' (50,000) and 'test' (10,000); slices look like 'train[:10%]',"
+    " 'train[45000:]' or 'test[:1000]', with percentages in [-100, 100]."
+  )
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,16 @@ nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -102,15 +107,23 @@ def stage_members(source: Path, dest: Path, expected: dict[str, str] = MEMBER_SH
       f"{source} is not a readable tar archive ({e}); download {OFFICIAL_URL} again."
     ) from None
   seen = set()
-  with archive:
-    for member in archive:
-      name = os.path.basename(member.name)
-      if name not in expected or not member.isfile():
-        continue
-      f = archive.extractfile(member)
-      assert f is not None
-      _check(name, _copy_hashing(f, out / name), source, expected)
-      seen.add(name)
+  try:
+    with archive:
+      for member in archive:
+        name = os.path.basename(member.name)
+        if name not in expected or not member.isfile():
+          continue
+        f = archive.extractfile(member)
+        assert f is not None
+        _check(name, _copy_hashing(f, out / name), source, expected)
+        seen.add(name)
+  except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
+    if isinstance(e, OSError) and e.errno is not None:
+      raise  # a real I/O error (a full scratch disk), not a bad archive
+    raise ChecksumError(
+      f"{source} is truncated or corrupt ({type(e).__name__}: {e}); download"
+      f" {OFFICIAL_URL} again. Nothing was written."
+    ) from None
   missing = sorted(set(expected) - seen)
   if missing:
     raise FileNotFoundError(
@@ -162,16 +175,80 @@ def import_cifar10(
   builder = LocalCifar10(data_dir=data_dir, file_format="array_record")
   if builder.is_prepared():
     return Path(builder.data_dir)
-  # Verify into a scratch folder outside data_dir: a bad archive leaves
-  # data_dir exactly as it was.
-  scratch = Path(tempfile.mkdtemp(prefix="actlab-cifar10-"))
-  try:
-    builder._local = _LocalDownloads(  # pylint: disable=protected-access
-      stage_members(source, scratch, expected_sha256)
-    )
-    builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-    )
-  finally:
-    shutil.rmtree(scratch, ignore_errors=True)
+  with _import_lock(Path(builder.data_dir)):
+    # Another import may have finished while this one waited for the lock.
+    builder = LocalCifar10(data_dir=data_dir, file_format="array_record")
+    if builder.is_prepared():
+      return Path(builder.data_dir)
+    _remove_leftovers(Path(builder.data_dir))
+    # Verify into a scratch folder outside data_dir: a bad archive leaves
+    # data_dir exactly as it was.
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+    (scratch / OWNER_FILE).write_text(str(os.getpid()))
+    try:
+      builder._local = _LocalDownloads(  # pylint: disable=protected-access
+        stage_members(source, scratch, expected_sha256)
+      )
+      builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+      )
+    finally:
+      shutil.rmtree(scratch, ignore_errors=True)
   return Path(builder.data_dir)
+
+
+SCRATCH_PREFIX = "actlab-cifar10-"
+OWNER_FILE = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def _remove_leftovers(dataset_dir: Path) -> None:
+  """Deletes what killed imports left: scratch copies and TFDS's unfinished folders.
+
+  Called with the import lock held, so no TFDS folder of a live import of
+  this data_dir exists; a scratch folder is removed only when the process
+  that made it is gone.
+  """
+  for scratch in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+    try:
+      owner = int((scratch / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+      continue  # not ours, or still being set up
+    if not _alive(owner):
+      logging.warning("Removing %s, left behind by a killed import.", scratch)
+      shutil.rmtree(scratch, ignore_errors=True)
+  parent = dataset_dir.parent
+  if parent.is_dir():
+    for unfinished in parent.glob("incomplete.*"):
+      logging.warning("Removing %s, left behind by a killed import.", unfinished)
+      shutil.rmtree(unfinished, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _import_lock(dataset_dir: Path) -> Iterator[None]:
+  """One import per data_dir at a time (per machine): later ones wait, then reuse it.
+
+  The lock file lives in the temporary directory, so a refused archive
+  leaves data_dir untouched; the kernel drops the lock when its process dies.
+  """
+  key = hashlib.sha256(os.fspath(dataset_dir.absolute()).encode()).hexdigest()[:16]
+  path = Path(tempfile.gettempdir()) / f"actlab-import-{key}.lock"
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.warning("Another import into %s is running; waiting for it.", dataset_dir)
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)

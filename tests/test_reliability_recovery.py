@@ -1,0 +1,263 @@
+"""Faults found by probing a run: full disks, damaged checkpoints, NaN updates, resumes."""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+import jax
+import numpy as np
+import pytest
+from test_train import small_config
+
+from actlab import checkpoint, config, faults, steps, train, writers
+from actlab.workdir import WorkdirError, prepare_workdir
+
+
+@pytest.fixture(scope="module")
+def _two_epochs_once(fake_cifar10, tmp_path_factory):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path_factory.mktemp("two_epochs") / "wd"
+  train.train_and_evaluate(small_config(data_dir, num_epochs=2), wd)
+  return data_dir, wd
+
+
+@pytest.fixture
+def two_epochs(_two_epochs_once, tmp_path):
+  """A copy of a finished 2-epoch run: checkpoints 5 and 10, config, metrics."""
+  data_dir, wd = _two_epochs_once
+  shutil.copytree(wd, tmp_path / "wd", ignore=shutil.ignore_patterns(".lock"))
+  return data_dir, tmp_path / "wd"
+
+
+def _full_disk_open(after: int):
+  """An `open` whose files raise ENOSPC once `after` lines were written."""
+  real_open = open
+
+  class Full:
+    def __init__(self, f):
+      self._f, self._lines = f, 0
+
+    def write(self, text):
+      self._lines += 1
+      if self._lines > after:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      return self._f.write(text)
+
+    def __getattr__(self, name):
+      return getattr(self._f, name)
+
+  def fake_open(path, mode="r", *a, **k):
+    f = real_open(path, mode, *a, **k)
+    return Full(f) if "a" in mode else f
+
+  return fake_open
+
+
+# ----------------------------------------------------------------------------
+# A full disk
+# ----------------------------------------------------------------------------
+
+
+def test_tensorboard_write_error_never_blocks_training(tmp_path, monkeypatch):
+  from tensorboardX import event_file_writer
+
+  real_write, calls = event_file_writer.EventsWriter.write_event, []
+
+  def full(self, event):  # the file header goes through; then the disk is full
+    calls.append(event)
+    if len(calls) > 1:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_write(self, event)
+
+  monkeypatch.setattr(event_file_writer.EventsWriter, "write_event", full)
+  writer = writers.MetricsWriter(tmp_path)
+  raised = []
+
+  def log_a_lot():
+    try:
+      for step in range(200):  # far more than tensorboardX's queue of 10
+        writer.write("train_interval", step, 1, loss=1.0, accuracy=0.5)
+        time.sleep(0.001)
+    except writers.WriterError as e:
+      raised.append(str(e))
+
+  t = threading.Thread(target=log_a_lot, daemon=True)
+  t.start()
+  t.join(timeout=20)
+  assert not t.is_alive(), "a TensorBoard write error blocked the training thread"
+  assert raised and "No space left on device" in raised[0]
+  assert str(tmp_path) in raised[0] and "MiB free on the filesystem" in raised[0]
+  writer.close()
+
+
+def test_disk_full_in_metrics_stops_with_free_space_and_resumes(two_epochs, monkeypatch):
+  data_dir, wd = two_epochs
+  monkeypatch.setattr(writers, "open", _full_disk_open(after=0), raising=False)
+  with pytest.raises(writers.WriterError) as err:
+    train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  msg = str(err.value)
+  assert f"Could not write {wd / 'metrics.jsonl'}: No space left on device" in msg
+  assert "MiB free on the filesystem" in msg and "resumes from its last checkpoint" in msg
+  monkeypatch.undo()
+  assert checkpoint.Checkpoints(wd).latest_step() == 10
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert int(state.step) == 15
+
+
+# ----------------------------------------------------------------------------
+# Damaged checkpoints
+# ----------------------------------------------------------------------------
+
+
+def test_empty_or_partial_step_folders_are_skipped_and_named(two_epochs, caplog):
+  data_dir, wd = two_epochs
+  ckpts = wd / "checkpoints"
+  (ckpts / "999").mkdir()  # a stray folder
+  shutil.rmtree(ckpts / "10" / "default")  # a partial checkpoint
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert int(state.step) == 15
+  assert "Resumed from checkpoint 5 instead of 999 (skipped 999, 10)" in caplog.text
+  assert (ckpts / "999.unusable").is_dir() and (ckpts / "10.unusable").is_dir()
+  assert checkpoint.Checkpoints(wd).steps() == [5, 10, 15]
+
+
+def test_flipped_bit_in_a_checkpoint_is_detected_and_skipped(two_epochs, caplog):
+  data_dir, wd = two_epochs
+  files = [f for f in (wd / "checkpoints" / "10").rglob("*") if f.is_file()]
+  largest = max(files, key=lambda f: f.stat().st_size)
+  blob = bytearray(largest.read_bytes())
+  blob[len(blob) // 2] ^= 0x10
+  largest.write_bytes(bytes(blob))
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert "Checkpoint 10" in caplog.text and "unusable" in caplog.text
+  assert "Resumed from checkpoint 5 instead of 10" in caplog.text
+  assert int(state.step) == 15
+
+
+# ----------------------------------------------------------------------------
+# Non-finite updates and the values that cause them
+# ----------------------------------------------------------------------------
+
+
+def test_nonfinite_update_from_finite_gradient_is_never_applied():
+  # adam_eps=0: 0/0 wherever a gradient is exactly zero. A small MLP compiles fast.
+  cfg = small_config(adam_eps=0.0, model="mlp", mlp_depth=1, mlp_width=8)
+  state = steps.create_train_state(cfg, steps.make_model(cfg), jax.random.key(0))
+  x = np.zeros((8, 32, 32, 3), np.float32)  # zero inputs: many zero gradients
+  new, m = jax.jit(steps.train_step)(state, {"image": x, "label": np.zeros(8, np.int32)})
+  assert all(np.isfinite(a).all() for a in jax.tree.leaves((new.params, new.opt_state)))
+  jax.tree.map(np.testing.assert_array_equal, new.params, state.params)
+  assert int(new.skipped_steps) == 1 and int(new.nonfinite_kind) == steps.NONFINITE_UPDATE
+  assert float(m["count"]) == 0
+
+
+@pytest.mark.parametrize(
+  "field, value",
+  [
+    ("adam_b1", 1.0),
+    ("adam_b2", 1.5),
+    ("adam_b1", -0.1),
+    ("adam_eps", 0.0),
+    ("momentum", 1.0),
+    ("learning_rate", float("inf")),
+    ("activation", "elu(alpha=1e400)"),
+  ],
+)
+def test_values_that_make_nan_parameters_are_refused(field, value):
+  c = small_config(**{field: value})
+  with pytest.raises(config.ConfigError, match=field if field != "activation" else "finite"):
+    config.validate(c)
+
+
+# ----------------------------------------------------------------------------
+# Resuming with another config
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "field, value", [("model", "mlp"), ("kernel_init", "he_normal"), ("mlp_width", 64)]
+)
+def test_every_field_that_changes_the_run_is_compared(fake_cifar10, tmp_path, field, value):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  wd.mkdir()
+  saved = small_config(data_dir).to_dict()
+  (wd / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(WorkdirError, match=f"{field}: {saved[field]!r} -> {value!r}"):
+    train.train_and_evaluate(small_config(data_dir, **{field: value}), wd)
+  assert json.loads((wd / "config.json").read_text()) == saved
+
+
+def test_config_json_is_written_only_after_the_checkpoint_restores(two_epochs):
+  data_dir, wd = two_epochs
+  before = (wd / "config.json").read_text()
+  with pytest.raises(checkpoint.CheckpointError, match="could be restored"):
+    train.train_and_evaluate(small_config(data_dir, model="mlp"), wd, allow_config_change=True)
+  assert (wd / "config.json").read_text() == before
+  # Fewer epochs than trained: allowed, and config.json keeps the longest.
+  train.train_and_evaluate(small_config(data_dir, num_epochs=1, log_every_steps=1), wd)
+  assert json.loads((wd / "config.json").read_text())["num_epochs"] == 2
+
+
+# ----------------------------------------------------------------------------
+# metrics.jsonl after kills and resumes
+# ----------------------------------------------------------------------------
+
+
+def _lines(*records):
+  return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def test_read_metrics_skips_a_torn_line_and_keeps_the_newest_of_each_step(tmp_path):
+  a = {"split": "train_interval", "step": 5, "epoch": 1, "loss": 1.0}
+  b = {"split": "train_interval", "step": 10, "epoch": 1, "loss": 0.9}
+  b2 = {**b, "loss": 0.8}  # the same step, logged again after a resume
+  c = {"split": "eval", "step": 10, "epoch": 1, "accuracy": 0.5}
+  (tmp_path / "metrics.jsonl").write_text(_lines(a, b, b2, c) + _lines(c)[:-12])
+  with pytest.warns(UserWarning, match=f"{tmp_path / 'metrics.jsonl'}:5: skipped a line"):
+    records = writers.read_metrics(tmp_path)
+  assert records == [a, b2, c]
+
+
+def test_writer_cuts_a_torn_tail_before_appending(tmp_path):
+  a = {"split": "train", "step": 5, "epoch": 1, "loss": 1.0}
+  (tmp_path / "metrics.jsonl").write_text(_lines(a) + '{"split": "eval", "st')
+  w = writers.MetricsWriter(tmp_path, tensorboard=False)
+  w.write("eval", 5, 1, accuracy=0.5)
+  w.close()
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(x)["split"] for x in lines] == ["train", "eval"]
+
+
+# ----------------------------------------------------------------------------
+# Workdir paths and signals before training
+# ----------------------------------------------------------------------------
+
+
+def test_workdir_tilde_is_expanded_and_unusable_ones_are_refused(tmp_path, monkeypatch):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  assert prepare_workdir("~/x") == tmp_path / "x" and (tmp_path / "x").is_dir()
+  with pytest.raises(WorkdirError, match="workdir is empty"):
+    prepare_workdir("")
+  (tmp_path / "file").write_text("")
+  with pytest.raises(WorkdirError, match="not a directory"):
+    prepare_workdir(tmp_path / "file")
+  with pytest.raises(WorkdirError, match="Cannot create the workdir /proc/actlab"):
+    prepare_workdir("/proc/actlab")
+
+
+def test_ctrl_c_before_training_starts_interrupts_at_once():
+  with faults.StopRequests() as stop:
+    with pytest.raises(KeyboardInterrupt):
+      signal.raise_signal(signal.SIGINT)
+      time.sleep(1)  # a swallowed signal ends up here
+    with pytest.raises(faults.Preempted, match="before training started"):
+      signal.raise_signal(signal.SIGTERM)
+      time.sleep(1)
+    stop.arm()
+    signal.raise_signal(signal.SIGINT)  # now a request to save and stop
+    assert stop.signum == signal.SIGINT
