@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actlab import activations, diagnostics
+from actlab import activations, diagnostics, layers
 from actlab.activations import get as get_activation
 
 Array = jax.Array
@@ -65,12 +65,18 @@ class LeNet5(nn.Module):
     num_classes: width of the output layer.
     kernel_init: initialiser for every kernel (Keras's glorot_uniform).
     dtype: computation dtype (parameters stay float32).
+    fast_layers: run the convolutions in the exact blocked formulations of
+      `actlab.layers` (same parameters, same function up to the order of
+      float sums); None = on XLA:CPU only, where they are faster. Cases they
+      cannot compute exactly (per-element parameters, RReLU noise in
+      training, sizes not divisible by 8) use the plain layers.
   """
 
   activation: Activation = get_activation("relu")
   num_classes: int = 10
   kernel_init: Callable[..., Array] = KERAS_KERNEL_INIT
   dtype: Any = jnp.float32
+  fast_layers: bool | None = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC: Array, train: bool = False) -> Array:
@@ -87,15 +93,35 @@ class LeNet5(nn.Module):
     )
     act = ActivationSites(self, self.activation, train)
 
-    x = x_BxHxWxC.astype(self.dtype)
-    x = MaxPool(name="max_pooling2d")(act(conv(6, "conv2d")(x), "conv2d"))
-    x = MaxPool(name="max_pooling2d_1")(act(conv(16, "conv2d_1")(x), "conv2d_1"))
-    x = act(conv(120, "conv2d_2")(x), "conv2d_2")
-    x = Flatten(name="flatten")(x)
     dense = lambda features, name: nn.Dense(  # noqa: E731
         features, kernel_init=self.kernel_init, dtype=self.dtype, name=name
     )
-    x = act(dense(84 * k, "dense")(x), "dense")
+
+    x = x_BxHxWxC.astype(self.dtype)
+    # init always traces the plain layers: the parameters are the same, and
+    # layer_table/summary show the tutorial's shapes.
+    if not self.is_initializing() and layers.use_blocked(
+        self.fast_layers, act.activation, train, x.shape[1:3], levels=3
+    ):
+      blocked = lambda features, name: layers.BlockedConv(  # noqa: E731
+          features * k, kernel_init=self.kernel_init, dtype=self.dtype, name=name
+      )
+      # Pre-activations in the blocked layout (B x H/2 x W/2 x 4 x C): the
+      # activation sees the same values per channel, then pools exactly.
+      z = blocked(6, "conv2d")(layers.space_to_depth(x))
+      x = layers.group_max(act(z, "conv2d"))
+      z = blocked(16, "conv2d_1")(layers.space_to_depth(x))
+      x = layers.group_max(act(z, "conv2d_1"))
+      z = blocked(120, "conv2d_2")(layers.space_to_depth(x))
+      x = layers.BlockedDense(
+          84 * k, kernel_init=self.kernel_init, dtype=self.dtype, name="dense"
+      )(act(z, "conv2d_2"))
+    else:
+      x = MaxPool(name="max_pooling2d")(act(conv(6, "conv2d")(x), "conv2d"))
+      x = MaxPool(name="max_pooling2d_1")(act(conv(16, "conv2d_1")(x), "conv2d_1"))
+      x = act(conv(120, "conv2d_2")(x), "conv2d_2")
+      x = dense(84 * k, "dense")(Flatten(name="flatten")(x))
+    x = act(x, "dense")
     return dense(self.num_classes, "dense_1")(x).astype(jnp.float32)
 
 

@@ -1,16 +1,24 @@
 r"""Training throughput of the tutorial's LeNet5: actlab (JAX) vs PyTorch vs Keras.
 
-Also actlab variants against actlab itself: `actlab_jax_diagnostics` (every
-step computes all diagnostics) and `actlab_jax_scan` (an epoch as one
-`lax.scan` program).
+Also actlab variants against actlab itself: `actlab_jax_plain` (LeNet5 with
+`fast_layers=False`: nn.Conv + max_pool, as on GPU/TPU; `actlab_jax` runs the
+default, which on CPU is the blocked layers of actlab.layers),
+`actlab_jax_2dev` (the default model on a 2-device data-parallel mesh, one
+simulated CPU device per core), `actlab_jax_diagnostics` (every step computes
+all diagnostics) and `actlab_jax_scan` (an epoch as one `lax.scan` program).
 
 Each measurement runs in its own subprocess (so the frameworks never share
 threads or memory), and the frameworks take turns, repeat after repeat, so
 drift in a shared machine's speed hits all of them alike. Reports the median
-images/s over repeats and the ratio of each peer to actlab.
+images/s over repeats, and each framework's speed relative to the first one
+listed, as the median of the ratios within each repeat (robust to drift
+between repeats). actlab's rows also report the first step's latency (trace,
+compile and run). `--import_repeats=N` also times `import actlab` and
+`import actlab.train` in N fresh processes.
 
   python scripts/benchmark_training.py --repeats=5 --steps=30 \
-      --frameworks=actlab_jax,pytorch,keras_tensorflow --out=docs/benchmarks/frameworks_cpu.json
+      --frameworks=actlab_jax,actlab_jax_plain,pytorch,keras_tensorflow \
+      --import_repeats=5 --out=docs/benchmarks/frameworks_cpu.json
   python scripts/benchmark_training.py --repeats=5 --steps=20 \
       --frameworks=actlab_jax,actlab_jax_diagnostics --out=docs/benchmarks/diagnostics_cpu.json
 
@@ -43,10 +51,13 @@ def _data(n_batches: int):
   return x, y
 
 
-def bench_actlab(steps: int, warmup: int, scan: bool = False, diagnose: bool = False) -> float:
+def bench_actlab(
+  steps: int, warmup: int, scan: bool = False, diagnose: bool = False, fast: bool | None = None
+) -> dict[str, float]:
   """actlab's own jitted step over the on-device dataset, as train.py runs it.
 
-  `diagnose`: every step also computes all per-layer diagnostics.
+  `diagnose`: every step also computes all per-layer diagnostics. `fast`:
+  LeNet5's `fast_layers` (None: its default).
   """
   import functools
 
@@ -61,6 +72,8 @@ def bench_actlab(steps: int, warmup: int, scan: bool = False, diagnose: bool = F
 
   c = lenet5_cifar10.get_config()
   model = train.make_model(c)
+  if fast is not None:
+    model = model.clone(fast_layers=fast)
   state = train.create_train_state(c, model, jax.random.key(0))
   x, y = _data(steps)
   x, y = jnp.asarray(x), jnp.asarray(y)
@@ -80,25 +93,42 @@ def bench_actlab(steps: int, warmup: int, scan: bool = False, diagnose: bool = F
       return jax.lax.scan(body, (state, sums), jnp.arange(steps))[0]
 
     run = jax.jit(chunk, donate_argnums=(0, 1))
+    t = time.perf_counter()
     state, sums = run(state, steps_lib.zeros(), x, y, order)  # compiles
     jax.block_until_ready(state)
+    first = time.perf_counter() - t
     t = time.perf_counter()
     state, sums = run(state, sums, x, y, order)
     jax.block_until_ready(state)
-    return steps * BATCH / (time.perf_counter() - t)
+    return {"images_per_s": steps * BATCH / (time.perf_counter() - t), "first_step_s": first}
 
   if diagnose:
     common["diagnose"] = (model.activation, c.saturation_threshold)
   step = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
   sums = steps_lib.zeros()
+  t = time.perf_counter()
   for i in range(warmup):
     state, sums, *_ = step(state, sums, x, y, order, jnp.int32(i % steps))
+    if i == 0:  # trace, compile and run the first step
+      jax.block_until_ready(state)
+      first = time.perf_counter() - t
   jax.block_until_ready(state)
   t = time.perf_counter()
   for i in range(steps):
     state, sums, *_ = step(state, sums, x, y, order, jnp.int32(i))
   jax.block_until_ready(state)
-  return steps * BATCH / (time.perf_counter() - t)
+  return {"images_per_s": steps * BATCH / (time.perf_counter() - t), "first_step_s": first}
+
+
+def time_imports() -> dict[str, float]:
+  """Seconds to import actlab (its lazy namespace), then actlab.train."""
+  t = time.perf_counter()
+  import actlab  # noqa: F401
+
+  t1 = time.perf_counter()
+  import actlab.train  # noqa: F401
+
+  return {"import_actlab_s": t1 - t, "import_actlab_train_s": time.perf_counter() - t}
 
 
 def bench_torch(steps: int, warmup: int) -> float:
@@ -168,22 +198,28 @@ def bench_keras(steps: int, warmup: int) -> float:
 
 BENCHES = {
   "actlab_jax": bench_actlab,
+  "actlab_jax_plain": lambda s, w: bench_actlab(s, w, fast=False),
+  "actlab_jax_2dev": bench_actlab,
   "actlab_jax_scan": lambda s, w: bench_actlab(s, w, scan=True),
   "actlab_jax_diagnostics": lambda s, w: bench_actlab(s, w, diagnose=True),
-  "pytorch": bench_torch,
-  "keras_tensorflow": bench_keras,
+  "pytorch": lambda s, w: {"images_per_s": bench_torch(s, w)},
+  "keras_tensorflow": lambda s, w: {"images_per_s": bench_keras(s, w)},
+  "import": lambda s, w: time_imports(),
 }
+# Extra environment of a measurement's subprocess.
+ENVS = {"actlab_jax_2dev": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}}
 
 
-def run_child(name: str, steps: int, warmup: int, **env_extra: str) -> float:
-  """Images/s of one measurement, in a fresh subprocess."""
+def run_child(name: str, steps: int, warmup: int) -> dict[str, float]:
+  """One measurement (images/s and the like), in a fresh subprocess."""
   env = dict(
     os.environ,
     PYTHONPATH=str(ROOT),
     JAX_PLATFORMS="cpu",
     CUDA_VISIBLE_DEVICES="",
-    **env_extra,
   )
+  for key, value in ENVS.get(name, {}).items():
+    env[key] = f"{env.get(key, '')} {value}".strip()
   out = subprocess.run(
     [sys.executable, __file__, "--child", name, f"--steps={steps}", f"--warmup={warmup}"],
     env=env,
@@ -193,7 +229,7 @@ def run_child(name: str, steps: int, warmup: int, **env_extra: str) -> float:
   )
   if out.returncode != 0:
     raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
-  return float(out.stdout.strip().splitlines()[-1])
+  return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -201,34 +237,60 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
   parser.add_argument("--warmup", type=int, default=5)
-  parser.add_argument("--frameworks", default="actlab_jax,pytorch,keras_tensorflow,actlab_jax_scan")
+  parser.add_argument(
+    "--frameworks",
+    default="actlab_jax,actlab_jax_plain,pytorch,keras_tensorflow",
+    help=f"comma-separated, from {sorted(set(BENCHES) - {'import'})}; the first is the baseline",
+  )
+  parser.add_argument("--import_repeats", type=int, default=0, help="also time imports this often")
   parser.add_argument("--out", default="", help="write the results as JSON here")
   parser.add_argument("--child", default="", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
-    print(BENCHES[args.child](args.steps, args.warmup))
+    print(json.dumps(BENCHES[args.child](args.steps, args.warmup)))
     return
   names = args.frameworks.split(",")
   runs: dict[str, list[float]] = {n: [] for n in names}
+  first: dict[str, list[float]] = {n: [] for n in names}
   for r in range(args.repeats):
     for n in names:
-      runs[n].append(run_child(n, args.steps, args.warmup))
+      result = run_child(n, args.steps, args.warmup)
+      runs[n].append(result["images_per_s"])
+      if "first_step_s" in result:
+        first[n].append(result["first_step_s"])
       print(f"repeat {r + 1}/{args.repeats} {n}: {runs[n][-1]:.0f} images/s", flush=True)
   med = {n: statistics.median(v) for n, v in runs.items()}
-  base = med["actlab_jax"]
-  print(f"\n| framework | images/s (median of {args.repeats}) | min | max | ratio to actlab |")
-  print("|---|---:|---:|---:|---:|")
+  base = names[0]
+  # The ratio within each repeat, then the median: drift between repeats cancels.
+  ratio = {n: statistics.median(a / b for a, b in zip(runs[n], runs[base])) for n in names}
+  print(
+    f"\n| framework | images/s (median of {args.repeats}) | min | max |"
+    f" speed relative to {base} | first step s |"
+  )
+  print("|---|---:|---:|---:|---:|---:|")
   for n in names:
-    print(f"| {n} | {med[n]:.0f} | {min(runs[n]):.0f} | {max(runs[n]):.0f} | {med[n] / base:.2f} |")
+    f = f"{statistics.median(first[n]):.2f}" if first[n] else ""
+    spread = f"{min(runs[n]):.0f} | {max(runs[n]):.0f}"
+    print(f"| {n} | {med[n]:.0f} | {spread} | {ratio[n]:.2f} | {f} |")
+  imports: dict[str, list[float]] = {}
+  for _ in range(args.import_repeats):
+    for k, v in run_child("import", 0, 0).items():
+      imports.setdefault(k, []).append(v)
+  for k, v in imports.items():
+    print(f"{k}: median {statistics.median(v):.2f} s (min {min(v):.2f}, max {max(v):.2f})")
   if args.out:
     result = {
       "batch_size": BATCH,
       "steps": args.steps,
       "repeats": args.repeats,
       "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+      "load_average_1_5_15": os.getloadavg(),
       "runs": runs,
       "median": med,
-      "ratio_to_actlab": {n: med[n] / base for n in names},
+      "ratio_to": base,
+      "ratio": ratio,
+      "first_step_s": first,
+      "imports_s": imports,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
