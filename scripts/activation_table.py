@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actlab import activations  # noqa: E402
-from actlab.activations import metadata  # noqa: E402
+from actlab.activations import checks, metadata  # noqa: E402
 
 COMMAND = "python scripts/activation_table.py --out=docs/activations.md"
 PLOT_TRIO = (
@@ -53,6 +53,143 @@ NOT_INCLUDED = [
     ("MultiheadAttention and other torch.nn 'activation' modules with weights",
      "layers rather than activations"),
 ]
+
+
+# Defaults that differ between actlab and its peers. Parameter defaults are
+# read from the installed packages' signatures (jax 0.10.2, torch 2.13.0,
+# keras 3.15.1 here; `--verify` reads them again from whatever is installed);
+# the other cells were measured with the same versions, Keras with its JAX
+# backend (kink derivatives and integer dtypes are backend-dependent there).
+PEERS = ("jax.nn", "PyTorch", "Keras 3")
+# (row, {peer: (object path, parameter)}) for defaults read from signatures.
+SIGNATURE_DEFAULTS = [
+    ("gelu(approximate=...)", {
+        "jax.nn": ("jax.nn.gelu", "approximate"),
+        "PyTorch": ("torch.nn.GELU", "approximate"),
+        "Keras 3": ("keras.activations.gelu", "approximate"),
+    }),
+    ("leaky_relu negative slope", {
+        "jax.nn": ("jax.nn.leaky_relu", "negative_slope"),
+        "PyTorch": ("torch.nn.LeakyReLU", "negative_slope"),
+        "Keras 3": ("keras.activations.leaky_relu", "negative_slope"),
+    }),
+    ("elu alpha", {
+        "jax.nn": ("jax.nn.elu", "alpha"), "PyTorch": ("torch.nn.ELU", "alpha"),
+        "Keras 3": ("keras.activations.elu", "alpha"),
+    }),
+    ("celu alpha", {
+        "jax.nn": ("jax.nn.celu", "alpha"), "PyTorch": ("torch.nn.CELU", "alpha"),
+        "Keras 3": ("keras.activations.celu", "alpha"),
+    }),
+    ("squareplus b", {
+        "jax.nn": ("jax.nn.squareplus", "b"), "Keras 3": ("keras.activations.squareplus", "b"),
+    }),
+    ("hard_shrink threshold", {
+        "PyTorch": ("torch.nn.Hardshrink", "lambd"),
+        "Keras 3": ("keras.activations.hard_shrink", "threshold"),
+    }),
+    ("soft_shrink threshold", {
+        "PyTorch": ("torch.nn.Softshrink", "lambd"),
+        "Keras 3": ("keras.activations.soft_shrink", "threshold"),
+    }),
+    ("rrelu (lower, upper)", {
+        "PyTorch": ("torch.nn.RReLU", "lower,upper"),
+    }),
+]
+# Our value for each signature row, from the registry.
+OURS = {
+    "gelu(approximate=...)": ("gelu", "approximate"),
+    "leaky_relu negative slope": ("leaky_relu", "negative_slope"),
+    "elu alpha": ("elu", "alpha"),
+    "celu alpha": ("celu", "alpha"),
+    "squareplus b": ("squareplus", "b"),
+    "hard_shrink threshold": ("hard_shrink", "threshold"),
+    "soft_shrink threshold": ("soft_shrink", "threshold"),
+    "rrelu (lower, upper)": ("rrelu", "lower,upper"),
+}
+# What those signatures say (jax 0.10.2, torch 2.13.0, keras 3.15.1).
+RECORDED = {
+    ("gelu(approximate=...)", "jax.nn"): "True",
+    ("gelu(approximate=...)", "PyTorch"): "'none'",
+    ("gelu(approximate=...)", "Keras 3"): "False",
+    ("leaky_relu negative slope", "jax.nn"): "0.01",
+    ("leaky_relu negative slope", "PyTorch"): "0.01",
+    ("leaky_relu negative slope", "Keras 3"): "0.2",
+    ("elu alpha", "jax.nn"): "1.0",
+    ("elu alpha", "PyTorch"): "1.0",
+    ("elu alpha", "Keras 3"): "1.0",
+    ("celu alpha", "jax.nn"): "1.0",
+    ("celu alpha", "PyTorch"): "1.0",
+    ("celu alpha", "Keras 3"): "1.0",
+    ("squareplus b", "jax.nn"): "4",
+    ("squareplus b", "Keras 3"): "4",
+    ("hard_shrink threshold", "PyTorch"): "0.5",
+    ("hard_shrink threshold", "Keras 3"): "0.5",
+    ("soft_shrink threshold", "PyTorch"): "0.5",
+    ("soft_shrink threshold", "Keras 3"): "0.5",
+    ("rrelu (lower, upper)", "PyTorch"): "0.125, 0.3333333333333333",
+}
+# What a value means, where it is not plain.
+MEANING = {"True": "True (tanh form)", "False": "False (exact)", "'none'": "'none' (exact)"}
+# Measured behaviour (same versions): row -> (actlab, jax.nn, PyTorch, Keras 3).
+MEASURED = [
+    ("leaky_relu f'(0)", "1", "1", "0.01", "1"),
+    ("hard_tanh f'(-1), f'(1)", "1, 1", "1, 1", "0, 0", "1, 1"),
+    ("relu f'(0)", "0", "0", "0", "0"),
+    ("hard_sigmoid, hard_silu", "relu6(x + 3) / 6, x times it", "same", "same", "same"),
+    ("selu constants", "scale 1.0507, alpha 1.6733", "same", "same", "same"),
+    ("softplus", "log(1 + exp(x))", "same", "x for beta x > 20 (threshold=20)", "same"),
+    ("threshold", "threshold=1.0, value=0.0", "–", "no defaults", "no defaults"),
+    ("prelu", "a slope per channel, init 0.25", "– (flax nn.PReLU: one slope, init 0.01)",
+     "one slope, init 0.25", "a slope per element, init 0 (layers.PReLU)"),
+    ("LeakyReLU layer slope", "–", "–", "0.01", "0.3 (layers.LeakyReLU)"),
+    ("integer inputs", "relu, hard_tanh, identity, abs keep the dtype; others float32",
+     "relu, hard_tanh, identity keep it; sigmoid, silu refuse; others float32",
+     "relu, hardtanh keep it; sigmoid float32",
+     "relu keeps it; sigmoid refuses (JAX backend)"),
+]
+
+
+def _ours(row: str) -> str:
+  name, params = OURS[row]
+  e = activations.entry(name)
+  return ", ".join(repr(e.params[p].default) for p in params.split(","))
+
+
+def read_peer(path: str, params: str) -> str:
+  """The default of `params` in the signature of the object at `path`."""
+  import importlib
+  import inspect
+
+  module, _, attr = path.rpartition(".")
+  obj = getattr(importlib.import_module(module), attr)
+  sig = inspect.signature(obj.__init__ if isinstance(obj, type) else obj)
+  return ", ".join(repr(sig.parameters[p].default) for p in params.split(","))
+
+
+def verify_peers() -> list[str]:
+  """Rows whose recorded peer defaults differ from the installed packages."""
+  problems = []
+  for row, cells in SIGNATURE_DEFAULTS:
+    for peer, (path, params) in cells.items():
+      try:
+        got = read_peer(path, params)
+      except ImportError as e:
+        problems.append(f"{row} / {peer}: cannot import ({e})")
+        continue
+      if got != RECORDED[(row, peer)]:
+        problems.append(f"{row} / {peer}: recorded {RECORDED[(row, peer)]}, installed {got}")
+  return problems
+
+
+def peers_table() -> str:
+  lines = ["| | actlab | " + " | ".join(PEERS) + " |", "|---" * (2 + len(PEERS)) + "|"]
+  for row, cells in SIGNATURE_DEFAULTS:
+    cells = [_ours(row)] + [RECORDED.get((row, p), "–") for p in PEERS]
+    lines.append(f"| {row} | " + " | ".join(MEANING.get(c, c) for c in cells) + " |")
+  for row, *values in MEASURED:
+    lines.append(f"| {row} | " + " | ".join(values) + " |")
+  return "\n".join(lines)
 
 
 def _num(v: float) -> str:
@@ -119,6 +256,8 @@ def page() -> str:
   missing = "\n".join(f"- {what}: {why}." for what, why in NOT_INCLUDED)
   # The bullet list of definitions in the metadata module's docstring.
   conventions = metadata.__doc__.split("\n\n", 1)[1].split("\n", 1)[1].strip()
+  # The bullet list of checks in the checks module's docstring.
+  check_list = checks.__doc__.split("(`ALL_CHECKS`):", 1)[1].split("`CHEAP_CHECKS`")[0].strip()
   return f"""<!-- Generated by `{COMMAND}`; edit the registry, not this file. -->
 
 # Activation catalogue
@@ -189,6 +328,65 @@ these: it widens its hidden layers by the width multiplier and creates one
 module per hidden layer (`prelu`, `prelu_1`, ...), whose parameters appear in
 `models.summary` and `models.layer_table`.
 
+## Like jax.nn
+
+Every entry is an attribute of `actlab.activations`, listed by `dir()` and
+importable by name, with its docstring: `activations.relu(x)`,
+`activations.leaky_relu(x, negative_slope=0.2)` (parameters are Python
+values; each new value compiles once), `from actlab.activations import
+gelu`. An attribute without parameters is the very object
+`activations.get(name)` returns; a learnable entry's attribute is its Module
+factory (`activations.prelu(mode='shared')` is a module). `activations.get`
+passes what a model can use directly through unchanged: any callable
+(`get(jax.nn.gelu) is jax.nn.gelu`), a flax Module class or factory, a
+Module instance.
+
+Integer inputs: `relu`, `hard_tanh`, `identity` and `abs` keep the integer
+dtype, as jax.nn's relu, hard_tanh and identity do; every other entry
+computes in the default float type (jax.nn's sigmoid and silu refuse
+integers, its others return float32 as well). `jax.grad` needs float inputs
+either way.
+
+## Defaults versus jax.nn, PyTorch and Keras
+
+Where a default differs, a model ported from a peer behaves differently
+unless the spec says so: `gelu(approximate=True)` is jax.nn's default, and
+`leaky_relu(negative_slope=0.2)` Keras's. The first rows are the peers'
+signature defaults, read from jax 0.10.2, torch 2.13.0 and keras 3.15.1
+(`python scripts/activation_table.py --verify` reads them again from the
+installed versions); the others were measured with the same versions,
+Keras with its JAX backend.
+
+{peers_table()}
+
+## Your own activations
+
+`activations.check(spec_or_function, derivative=None, *, kinks=..., facts=...)`
+runs the checks every entry here is held to and returns a report: `ok`,
+each check's result (`report['derivative']`), and the worst point of each
+(x, value, expected value, error, tolerance). The checks
+(`activations.ALL_CHECKS`):
+
+{check_list}
+
+`register(Entry(...))` runs the cheap ones (`CHEAP_CHECKS`: elementwise,
+derivative) and refuses an entry whose derivative is not jax.grad of its
+formula, raising `CheckError` with the report; `register(...,
+override=True)` replaces an entry of the same name (re-running a notebook
+cell). Parameter checks for `Param(check=...)`: `positive`, `nonnegative`,
+`finite`, `unit_interval`, `at_least(k)`.
+
+A spec may name a function in any importable module:
+`my_pkg.acts:log_cosh` or `my_pkg.acts:scaled(alpha=2.0)` (parameters are
+bound as keyword arguments), in `activations.get` and in
+`--config.activation`. The module is imported (running its `register()`
+calls); the attribute may be an entry it registered or an `Entry` (used
+with its analytic derivative), a flax Module class (parameters become its
+fields), or a plain function f(x), which must pass the cheap checks with
+jax.grad as its derivative and is used as it is.
+`activations.import_modules(['my_pkg.acts'])` imports modules that only
+register entries, so their names work as plain specs.
+
 ## Numerics
 
 In float32, bfloat16, float16 and float64 every elementwise entry gives
@@ -237,7 +435,15 @@ to a copy of the same size and to the jax.nn function of the same name.
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", default="docs/activations.md")
+  parser.add_argument(
+      "--verify", action="store_true",
+      help="compare the recorded peer defaults with the installed jax, torch and keras",
+  )
   args = parser.parse_args(argv)
+  if args.verify:
+    problems = verify_peers()
+    print("\n".join(problems) or "the recorded peer defaults match the installed packages")
+    return 1 if problems else 0
   Path(args.out).write_text(page())
   print(args.out)
   return 0

@@ -1,12 +1,12 @@
 """Activations: values, analytic derivatives against autodiff, kinks, facts, specs."""
 
-import math
+import inspect
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
+from jax.test_util import check_grads  # glu, which check() does not cover
 
 from actlab import activations
 
@@ -29,20 +29,15 @@ SPECS = NAMES + [
     "snake(a=2.0)",
     "sine(w0=2.0)",
 ]
-GRID = np.concatenate([
-    -np.logspace(-3, 4, 60), [0.0], np.logspace(-3, 4, 60), np.linspace(-6, 6, 241)
-])
 
 
-def _away_from_kinks(spec, x, eps=1e-2):
-  ks = np.array(list(activations.kinks(spec)) or [np.inf])
-  return x[np.min(np.abs(x[:, None] - ks[None, :]), axis=1) > eps]
-
-
-def _bound(spec):
-  name, kw = activations.parse_spec(spec)
-  e = activations.entry(name)
-  return e, e.bind(**kw)
+def assert_passes(spec, checks, **kwargs):
+  """`activations.check` on the named checks: every one runs and passes."""
+  report = activations.check(spec, checks=checks, **kwargs)
+  assert report.ok, str(report)
+  skipped = [r.name for r in report.results if r.skipped]
+  assert not skipped, f"{spec}: {skipped} did not run\n{report}"
+  return report
 
 
 def test_the_catalogue_has_at_least_forty_entries():
@@ -54,74 +49,34 @@ def test_the_catalogue_has_at_least_forty_entries():
     assert alias not in NAMES
 
 
+# The checks themselves live in actlab.activations.checks, so that users'
+# activations get the same ones (activations.check); their docstrings say what
+# each holds and with which tolerance.
+
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_analytic_derivative_matches_autodiff_of_formula(spec):
-  e, params = _bound(spec)
-  with jax.enable_x64(True), jax.disable_jit():
-    x = jnp.asarray(_away_from_kinks(spec, GRID), jnp.float64)
-    autodiff = jax.vmap(jax.grad(lambda v: e.fn(v, **params)))(x)
-    analytic = activations.derivative(spec)(x)
-  # Autodiff of a formula may round to 0 in the tails where the analytic form
-  # keeps the true tiny value, hence the absolute floor.
-  np.testing.assert_allclose(analytic, autodiff, rtol=1e-9, atol=1e-12)
+  assert_passes(spec, ["derivative"])
 
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_grad_of_registered_function_is_the_analytic_derivative(spec):
-  f = activations.get(spec)
-  x = jnp.asarray(GRID, jnp.float32)
-  with jax.disable_jit():  # eager: primitives compile once for all entries
-    np.testing.assert_allclose(
-        jax.vmap(jax.grad(f))(x), activations.derivative(spec)(x), rtol=1e-6, atol=0
-    )
+  assert_passes(spec, ["custom_jvp"])
 
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_check_grads_away_from_kinks(spec):
-  smooth = activations.describe(spec).smoothness in ("C2", "Cinf")
-  with jax.enable_x64(True), jax.disable_jit():
-    x = jnp.asarray(_away_from_kinks(spec, np.linspace(-4, 4, 33), eps=0.05))
-    # A C1 function's f'' may jump (soft_sign at 0): a smaller step keeps the
-    # finite differences across such a point within tolerance.
-    check_grads(
-        activations.get(spec), (x,), order=2 if smooth else 1, modes=("fwd", "rev"),
-        eps=1e-4 if smooth else 1e-6,
-    )
+  assert_passes(spec, ["check_grads"])
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_jit_and_eager_agree(spec):
-  f = activations.get(spec)
-  df = jax.vmap(jax.grad(f))
-  x = jnp.asarray(np.concatenate([GRID, [-np.inf, np.inf, np.nan]]), jnp.float32)
-  y, d = jax.jit(lambda v: (f(v), df(v)))(x)
-  with jax.disable_jit():
-    ey, ed, ed2 = f(x), df(x), jax.vmap(jax.grad(jax.grad(f)))(x)
-  # XLA may fuse x**3 or a*b+c into one rounding: allow a few ulp of the
-  # result, of x where the result is ill-conditioned (near zeros), and of the
-  # terms, whose size is about max(1, |x|): the float32 forms that follow
-  # jax.nn cancel in a tail (x + sqrt(x^2 + b), 1 + tanh(u)), where one ulp
-  # more or less in a term is many in the result. float64 precision, tails
-  # included, is held to mpmath by the jitted function in
-  # test_activations_numerics.py.
-  eps = np.finfo(np.float32).eps
-  x = np.nan_to_num(np.asarray(x, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-  with np.errstate(invalid="ignore"):
-    for a, b, slope in ((y, ey, ed), (d, ed, ed2)):
-      a, b, slope = (np.asarray(v, np.float64) for v in (a, b, slope))
-      tol = 4 * eps * (np.abs(b) + np.abs(x * slope) + 4 * np.maximum(1, np.abs(x)))
-      ok = (a == b) | (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= tol)
-      assert ok.all(), (x[~ok][:5], a[~ok][:5], b[~ok][:5])
+def test_elementwise_and_jit_and_eager_agree(spec):
+  assert_passes(spec, ["elementwise", "jit"])
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if activations.kinks(s)])
 def test_documented_kink_derivatives_hold(spec):
-  f = activations.get(spec)
-  with jax.disable_jit():
-    for x, d in activations.kinks(spec).items():
-      assert float(jax.grad(f)(jnp.float32(x))) == pytest.approx(d, rel=1e-6)
-      with jax.enable_x64(True):
-        assert float(jax.grad(f)(jnp.float64(x))) == pytest.approx(d, rel=1e-12)
+  assert_passes(spec, ["kinks"])
 
 
 @pytest.mark.parametrize(
@@ -147,86 +102,12 @@ def test_kinks_are_the_frameworks_conventions(spec, kinks):
 
 # --- facts -------------------------------------------------------------------
 
-# Dense in the middle, log-spaced tails out to 1e4, and the limits.
-DENSE = np.unique(np.concatenate([
-    np.linspace(-20, 20, 40001), -np.logspace(-6, 4, 2001), np.logspace(-6, 4, 2001)
-]))
-
-
-@pytest.fixture(scope="module")
-def dense_values():
-  cache = {}
-
-  def values(spec):
-    if spec not in cache:
-      f, d = activations.get(spec), activations.derivative(spec)
-      with jax.enable_x64(True), jax.disable_jit():
-        x = jnp.asarray(DENSE, jnp.float64)
-        lim = jnp.array([-np.inf, np.inf])
-        cache[spec] = tuple(
-            np.asarray(a) for a in (f(x), d(x), f(lim), jax.vmap(jax.grad(f))(lim))
-        )
-    return cache[spec]
-
-  return values
-
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_range_claim_holds(spec, dense_values):
-  lo, hi = activations.describe(spec).range
-  y, _, y_inf, _ = dense_values(spec)
-  tol = lambda b: 1e-12 * max(1.0, abs(b))  # noqa: E731
-  assert y.min() >= lo - tol(lo) and y.max() <= hi + tol(hi)
-  seen = np.concatenate([y, y_inf[~np.isnan(y_inf)]])
-  # The bounds are tight: approached on the grid or at +-inf.
-  assert seen.min() <= (lo + 1e-6 * max(1.0, abs(lo)) if np.isfinite(lo) else -1e3)
-  assert seen.max() >= (hi - 1e-6 * max(1.0, abs(hi)) if np.isfinite(hi) else 1e3)
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_monotonic_claim_holds(spec, dense_values):
-  y, dy, _, _ = dense_values(spec)
-  y = y[np.isfinite(y)]  # exponential overflows at the right end
-  steps = np.diff(y)
-  if activations.describe(spec).monotonic:
-    assert steps.min() >= -1e-12 * max(1.0, np.abs(y).max())
-    assert dy.min() >= -1e-12
-  else:
-    assert steps.min() < -1e-9
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_max_slope_claim_holds(spec, dense_values):
-  facts = activations.describe(spec)
-  _, dy, _, dy_inf = dense_values(spec)
-  top = np.abs(dy).max()
-  if math.isinf(facts.max_slope):
-    assert top > 1e3 or np.isinf(dy_inf).any()
-    return
-  assert top <= facts.max_slope * (1 + 1e-9) + 1e-12
-  at = facts.max_slope_at
-  if math.isinf(at):
-    reached = abs(dy_inf[int(at > 0)])
-  else:
-    # A kink's one-sided limit counts: look just beside it too.
-    d = activations.derivative(spec)
-    with jax.enable_x64(True), jax.disable_jit():
-      reached = np.abs(d(jnp.array([at - 1e-7, at, at + 1e-7]))).max()
-  assert reached >= facts.max_slope * (1 - 1e-6)
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_zero_centred_and_saturation_claims_hold(spec, dense_values):
-  facts = activations.describe(spec)
-  y, dy, _, dy_inf = dense_values(spec)
-  with jax.disable_jit():
-    f0 = float(activations.get(spec)(0.0))
-  assert (f0 == 0 and y.min() < 0 < y.max()) == facts.zero_centred
-  far = np.abs(dy[[0, -1]])  # f' at -1e4 and 1e4
-  flat = (far < 1e-6) & (np.abs(dy_inf) == 0)
-  expected = {"none": [False, False], "left": [True, False],
-              "right": [False, True], "both": [True, True]}[facts.saturates]
-  assert flat.tolist() == expected
+def test_stated_facts_hold(spec):
+  # range, monotonic, max_slope, zero_centred, saturates: on a dense float64
+  # grid (|x| <= 1e4) and at +-inf, all from one evaluation.
+  assert_passes(spec, list(activations.checks.FACT_CHECKS))
 
 
 @pytest.mark.parametrize("name", activations.names(kind="all"))
@@ -352,3 +233,164 @@ def test_glu_halves_the_last_axis_and_its_jvp_is_autodiffs():
     check_grads(f, (jnp.asarray(x, jnp.float64),), order=2, modes=("fwd", "rev"))
   with pytest.raises(ValueError, match="even size"):
     f(jnp.ones((2, 3)))
+
+
+# --- the library API: attributes, get, register, check, module specs ----------
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+  """The registry as it is now, restored after the test."""
+  from actlab.activations import registry
+
+  for name in ("_REGISTRY", "_ALIASES", "_FROM_MODULES"):
+    monkeypatch.setattr(registry, name, dict(getattr(registry, name)))
+
+
+def test_every_entry_is_an_attribute_with_its_docstring():
+  listed = dir(activations)
+  for name in activations.names(include_aliases=True, kind="all"):
+    attr = getattr(activations, name)
+    assert name in listed and attr.__doc__, name
+    e = activations.entry(name)
+    if not e.params or e.kind == "module":
+      assert attr is activations.get(name), name
+  x = jnp.linspace(-3, 3, 13)
+  np.testing.assert_array_equal(
+      activations.elu(x, alpha=0.5), activations.get("elu(alpha=0.5)")(x))
+  np.testing.assert_array_equal(activations.elu(x, 0.5), activations.elu(x, alpha=0.5))
+  with pytest.raises(ValueError, match="out of range"):
+    activations.elu(x, alpha=-1.0)
+  with pytest.raises(TypeError):
+    activations.elu(x, beta=1.0)
+  assert str(inspect.signature(activations.elu)) == "(x, alpha=1.0)"
+  assert activations.prelu(mode="shared").mode == "shared"
+  with pytest.raises(AttributeError, match="Did you mean 'relu'"):
+    activations.rleu  # noqa: B018
+
+
+@pytest.mark.parametrize("name", ["relu", "hard_tanh", "identity", "abs", "sigmoid", "elu"])
+def test_integer_inputs_follow_jax_nn(name):
+  x = jnp.array([-3, -1, 0, 1, 7], jnp.int32)
+  y = getattr(activations, name)(x)
+  if name in ("relu", "hard_tanh", "identity"):
+    reference = getattr(jax.nn, name)(x)
+    assert y.dtype == reference.dtype == jnp.int32
+    np.testing.assert_array_equal(y, reference)
+  elif name == "abs":
+    assert y.dtype == jnp.int32
+  else:
+    assert y.dtype == jnp.float32
+    np.testing.assert_allclose(y, getattr(activations, name)(x.astype(jnp.float32)))
+
+
+def test_get_passes_what_models_use_through():
+  import flax.linen as nn
+
+  fn = lambda v: v * jax.nn.sigmoid(v)  # noqa: E731
+  prelu = activations.get("prelu")
+  for obj in (jax.nn.gelu, fn, nn.PReLU, activations.PReLU, prelu, nn.PReLU()):
+    assert activations.get(obj) is obj
+  with pytest.raises(ValueError, match="a callable or a flax Module class"):
+    activations.get(3)
+
+
+def test_register_refuses_a_wrong_derivative_with_a_report(own_registry):
+  with pytest.raises(activations.CheckError) as err:
+    activations.register(activations.Entry("square", lambda x: x * x, lambda x: x))
+  report = err.value.report
+  assert not report.ok and report["elementwise"].ok and not report["derivative"].ok
+  worst = report.worst
+  assert worst.value == worst.x and worst.expected == 2 * worst.x
+  assert worst.error == abs(worst.x) and worst.error > worst.tolerance
+  assert "worst at x=" in str(err.value) and "square" not in activations.names()
+
+
+def test_register_override_and_names(own_registry):
+  e = activations.Entry("cube_root", jnp.cbrt, lambda x: 1 / (3 * jnp.cbrt(x) ** 2),
+                        kinks={0.0: np.inf}, aliases=("cbrt",))
+  activations.register(e)
+  assert activations.entry("cbrt") is e and activations.cbrt is activations.cube_root
+  with pytest.raises(ValueError, match="override=True"):
+    activations.register(e)
+  doubled = activations.Entry("cube_root", lambda x: 2 * jnp.cbrt(x),
+                              lambda x: 2 / (3 * jnp.cbrt(x) ** 2), kinks={0.0: np.inf})
+  activations.register(doubled, override=True)
+  assert float(activations.cube_root(8.0)) == 4.0 and "cbrt" not in activations.names(True)
+  for name, words in [("swish", "taken by 'silu'"), ("my-act", "Python identifier"),
+                      ("check", "would hide actlab.activations.check")]:
+    with pytest.raises(ValueError, match=words):
+      activations.register(activations.Entry(name, jnp.sin, jnp.cos), override=True)
+
+
+def test_check_names_the_failing_claim_and_its_worst_point():
+  wrong = activations.Facts((0.0, 1.0), True, "Cinf", False, 1.0, 0.0, "both")
+  report = activations.check(jnp.tanh, lambda x: 1 - jnp.tanh(x) ** 2, facts=wrong,
+                             checks=["range", "zero_centred", "derivative"])
+  assert not report.ok and report["derivative"].ok
+  assert not report["range"].ok and report["range"].worst.value < 0
+  assert not report["zero_centred"].ok and "zero_centred=False" in str(report)
+  softmax = activations.check(jax.nn.softmax, checks=["elementwise"])
+  assert not softmax.ok and "each element alone" in str(softmax)
+  with pytest.raises(ValueError, match="checks= takes names"):
+    activations.check("relu", checks=["derivatives"])
+  with pytest.raises(ValueError, match="covers elementwise activations"):
+    activations.check("glu")
+
+
+def _user_module(tmp_path, monkeypatch, source):
+  """Writes an importable module with a name unique to this test."""
+  name = f"user_acts_{tmp_path.name}"
+  (tmp_path / f"{name}.py").write_text(source)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  return name
+
+
+def test_module_specs_resolve_and_explain(tmp_path, monkeypatch, own_registry):
+  mod = _user_module(tmp_path, monkeypatch, """
+import inspect
+
+import jax
+import jax.numpy as jnp
+from actlab.activations import Entry, register
+
+def bumpy(x, a=1.0):
+  return x + a * jnp.sin(x)
+
+def smooth_bump(x):
+  return x + jnp.sin(x)
+
+register(Entry("bumpy_entry", smooth_bump, lambda x: 1 + jnp.cos(x)))
+UNREGISTERED = Entry("unregistered", jnp.sin, jnp.cos)
+WRONG = Entry("wrong", jnp.sin, jnp.sin)
+
+def normalised(x):
+  return jax.nn.softmax(x)
+
+def broken(x):
+  return jnp.log(x)
+
+NUMBER = 3
+""")
+  f = activations.get(f"{mod}:bumpy(a=0.5)")
+  assert f.keywords == {"a": 0.5} and f is activations.get(f"{mod}:bumpy(a=0.5)")
+  # The formula of an entry the module registered: that entry.
+  assert activations.get(f"{mod}:smooth_bump") is activations.get("bumpy_entry")
+  assert float(activations.get(f"{mod}:UNREGISTERED")(0.0)) == 0.0
+  assert activations.canonical(f"{mod}:bumpy(a=0.5)") == f"{mod}:bumpy(a=0.5)"
+  assert activations.parse_spec(f"{mod}:bumpy(a=2)") == (f"{mod}:bumpy", {"a": 2})
+  for spec, err, words in [
+      (f"{mod}:WRONG", activations.CheckError, ["derivative", "FAILED"]),
+      (f"{mod}:normalised", activations.CheckError, ["each element alone"]),
+      (f"{mod}:broken", activations.CheckError, ["not finite"]),
+      (f"{mod}:NUMBER", ValueError, ["'int' object, not a callable activation"]),
+      (f"{mod}:bumpi", ValueError, ["has no attribute 'bumpi'", "Did you mean 'bumpy'"]),
+      ("no_such_module_x:f", ValueError, ["Cannot import", "PYTHONPATH"]),
+      (f"{mod}:", ValueError, ["Malformed"]),
+  ]:
+    with pytest.raises(err) as e:
+      activations.get(spec)
+    for w in words:
+      assert w in str(e.value), (spec, str(e.value))
+  with pytest.raises(ValueError, match="list of module paths"):
+    activations.import_modules(mod)

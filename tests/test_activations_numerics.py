@@ -244,74 +244,14 @@ def test_float64_agrees_with_mpmath(spec):
   _check_ulps(spec, "gradient", x, got_d, df, d2f, mixed, fd_error)
 
 
-DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16, jnp.float64]
-FINITE = np.unique(np.concatenate([
-    -np.logspace(-4, 4, 161), [0.0], np.logspace(-4, 4, 161), np.linspace(-10, 10, 201)
-]))
-SPECIAL = np.array([-np.inf, np.inf, np.nan])
-
-
-def _value_and_grad(spec):
-  f = activations.get(spec)
-
-  def run(x):
-    with jax.disable_jit():  # see test_float64_agrees_with_mpmath
-      return f(x), jax.vmap(jax.grad(f))(x)
-
-  return run
-
-
-def _check_limit(name, what, got, want, fi):
-  for g, w, side in zip(got, want, ("-inf", "+inf")):
-    if np.isnan(w):
-      assert np.isnan(g), f"{name}: {what}({side}) = {g}; there is no limit"
-    elif np.isinf(w) or abs(w) > float(fi.max):
-      assert g == np.sign(w) * np.inf, f"{name}: {what}({side}) = {g}, want {w}"
-    else:
-      tol = 4 * float(fi.eps) * max(1.0, abs(w))
-      assert abs(g - w) <= tol, f"{name}: {what}({side}) = {g}, want {w}"
-
-
-def _check_half_values(name, spec, fi, xin, y, ty, td):
-  """float16 and bfloat16 are computed in float32 and rounded once: to the
-  type's precision, allowing for an input perturbation of a few eps
-  (eps |x f'(x)|) and for XLA flushing subnormal intermediates to zero, which
-  loses what lies below tiny * |x| in a product such as x * exp(x)."""
-  eps, scale = float(fi.eps), np.maximum(1, np.abs(xin))
-  with np.errstate(over="ignore"):  # exp(1e4) * 1e4: that point is skipped
-    tol = 2 * eps * (np.abs(ty) + np.abs(xin * td)) + float(fi.tiny) * scale
-  # At a jump, the threshold rounded to the type may fall on either side.
-  jumps = np.array(list(activations.kinks(spec)) or [np.inf])
-  at_jump = np.min(np.abs(xin[:, None] - jumps[None, :]), axis=1) <= 2 * eps * scale
-  fits = np.abs(ty) <= float(fi.max)
-  with np.errstate(invalid="ignore"):
-    ok = ~fits | at_jump | (y == ty) | (np.abs(y - ty) <= tol)
-  assert ok.all(), f"{name}: off at x={xin[~ok][:3]}: {y[~ok][:3]} vs {ty[~ok][:3]}"
-
-
 @pytest.mark.parametrize("spec", SPECS)
 def test_finite_limits_and_nan_in_every_dtype(spec):
-  value_limits, slope_limits = limits(spec)
-  run = _value_and_grad(spec)
-  n = len(FINITE)
-  for dtype in DTYPES:
-    fi = jnp.finfo(dtype)
-    name = f"{spec} in {jnp.dtype(dtype).name}"
-    with jax.enable_x64(True):
-      x = jnp.asarray(np.concatenate([FINITE, SPECIAL]), dtype)
-      y, d = (np.asarray(a, np.float64) for a in run(x))
-      # float64 at the rounded inputs is the truth to compare with.
-      xin = np.asarray(x[:n], np.float64)
-      ty, td = (np.asarray(a) for a in run(jnp.asarray(xin, jnp.float64)))
-    fits_y, fits_d = np.abs(ty) <= float(fi.max), np.abs(td) <= float(fi.max)
-    assert np.isfinite(y[:n][fits_y]).all(), f"{name}: non-finite value"
-    assert np.isfinite(d[:n][fits_d]).all(), f"{name}: non-finite gradient"
-    _check_limit(name, "f", y[n:n + 2], value_limits, fi)
-    _check_limit(name, "f'", d[n:n + 2], slope_limits, fi)
-    assert np.isnan(y[-1]) and np.isnan(d[-1]), f"{name}: NaN does not propagate"
-    # float64 is checked against mpmath above; float32 takes jax.nn's forms.
-    if dtype in (jnp.float16, jnp.bfloat16):
-      _check_half_values(name, spec, fi, xin, y[:n], ty, td)
+  # activations.check runs these (finite, limits, nan, rounding) in float32,
+  # bfloat16, float16 and float64; here the limits at +-inf come from mpmath.
+  report = activations.check(spec, checks=activations.checks.DTYPE_CHECKS,
+                             limits=limits(spec))
+  assert report.ok, str(report)
+  assert len(report.results) == 3 * 4 + 2  # rounding: float16 and bfloat16 only
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from jax.scipy.special import erfc
 
 from actlab.activations import numerics as nx
 from actlab.activations.metadata import Facts, inf
-from actlab.activations.registry import Entry, Param, positive, register
+from actlab.activations.params import Param, positive
+from actlab.activations.registry import Entry, register
 
 Array = jax.Array
 
@@ -27,13 +28,14 @@ _GELU_CUBIC = 0.044715
 
 
 def identity(x: Array) -> Array:
-  """f(x) = x, the 'linear' activation. Stacked linear layers collapse."""
+  """f(x) = x, the 'linear' activation. Stacked linear layers collapse.
+  Integers stay integers."""
   return x
 
 
 register(Entry(
     "identity", identity, lambda x: nx.keep_nan(x, nx.ones(x)),
-    aliases=("linear",), summary="x",
+    aliases=("linear",), summary="x", integer=True,
     facts=Facts((-inf, inf), True, "Cinf", True, 1.0, 0.0, "none"),
 ))
 

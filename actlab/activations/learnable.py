@@ -23,7 +23,6 @@ site, each with its own parameters. Every module's `__call__` takes
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -32,8 +31,9 @@ import jax
 import jax.numpy as jnp
 
 from actlab.activations.metadata import Facts, inf
+from actlab.activations.params import Param, at_least, finite, nonnegative, positive
 from actlab.activations.rectifiers import _leaky_facts
-from actlab.activations.registry import Entry, Param, nonnegative, positive, register
+from actlab.activations.registry import Entry, register
 
 Array = jax.Array
 
@@ -159,7 +159,7 @@ register(Entry(
 
 register(Entry(
     "maxout", kind="module", module=Maxout,
-    params={"k": Param(2, kind=int, check=lambda k: k >= 2, requirement=">= 2")},
+    params={"k": Param(2, kind=int, check=at_least(2))},
     width=lambda k: k,
     summary="max of k pieces (the layer before is k times wider)",
     facts=lambda k: Facts((-inf, inf), True, "C0", True, 1.0, 1.0, "none"),
@@ -175,7 +175,7 @@ def _rrelu_check(lower: float, upper: float) -> str:
 register(Entry(
     "rrelu", kind="module", module=RReLU,
     params={"lower": Param(1.0 / 8.0, check=nonnegative, requirement=">= 0"),
-            "upper": Param(1.0 / 3.0, check=math.isfinite, requirement="finite")},
+            "upper": Param(1.0 / 3.0, check=finite)},
     check=_rrelu_check,
     kinks=lambda lower, upper: {0.0: 1.0},
     summary="leaky relu, slope ~ U(lower, upper) in training, the mean in evaluation",

@@ -13,7 +13,8 @@ from jax.scipy.special import erf
 
 from actlab.activations import numerics as nx
 from actlab.activations.metadata import Facts, inf
-from actlab.activations.registry import Entry, Param, positive, register
+from actlab.activations.params import Param, positive, unit_interval
+from actlab.activations.registry import Entry, register
 
 Array = jax.Array
 
@@ -169,7 +170,7 @@ def penalized_tanh(x: Array, a: float = 0.25) -> Array:
 
 register(Entry(
     "penalized_tanh", penalized_tanh, value_and_derivative=_penalized_tanh,
-    params={"a": Param(0.25, check=lambda a: 0 <= a <= 1, requirement="in [0, 1]")},
+    params={"a": Param(0.25, check=unit_interval)},
     kinks=lambda a: {0.0: a} if a != 1 else {},
     summary="tanh(x) if x > 0 else a * tanh(x)",
     facts=lambda a: Facts((-a, 1.0), True, "Cinf" if a == 1 else "C0", a > 0,

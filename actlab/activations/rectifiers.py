@@ -12,7 +12,8 @@ import jax.numpy as jnp
 
 from actlab.activations import numerics as nx
 from actlab.activations.metadata import Facts, inf
-from actlab.activations.registry import Entry, Param, nonnegative, positive, register
+from actlab.activations.params import Param, nonnegative, positive
+from actlab.activations.registry import Entry, register
 
 Array = jax.Array
 
@@ -22,13 +23,13 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def relu(x: Array) -> Array:
   """max(x, 0) (Nair & Hinton, 2010; Glorot, Bordes & Bengio, 2011).
-  f'(0) is taken as 0, as in jax.nn and PyTorch."""
-  return jnp.maximum(x, 0.0)
+  f'(0) is taken as 0, as in jax.nn and PyTorch. Integers stay integers."""
+  return jnp.maximum(x, 0)
 
 
 register(Entry(
     "relu", relu, lambda x: nx.step(x, x > 0, 1.0, 0.0),
-    kinks=lambda: {0.0: 0.0}, summary="max(x, 0)",
+    kinks=lambda: {0.0: 0.0}, summary="max(x, 0)", integer=True,
     facts=Facts((0.0, inf), True, "C0", False, 1.0, 1.0, "left"),
 ))
 
@@ -171,14 +172,14 @@ register(Entry(
 
 def hard_tanh(x: Array) -> Array:
   """clip(x, -1, 1) (Collobert, 2004, 'Large scale machine learning');
-  f' = 1 at both kinks, as in jax.nn."""
-  return jnp.where(x > 1, 1.0, jnp.where(x < -1, -1.0, x))
+  f' = 1 at both kinks, as in jax.nn. Integers stay integers."""
+  return jnp.where(x > 1, 1, jnp.where(x < -1, -1, x))
 
 
 register(Entry(
     "hard_tanh", hard_tanh, lambda x: nx.step(x, jnp.abs(x) <= 1, 1.0, 0.0),
     aliases=("hardtanh",), kinks=lambda: {-1.0: 1.0, 1.0: 1.0},
-    summary="clip(x, -1, 1)",
+    summary="clip(x, -1, 1)", integer=True,
     facts=Facts((-1.0, 1.0), True, "C0", True, 1.0, 0.0, "both"),
 ))
 
@@ -277,12 +278,13 @@ register(Entry(
 
 def abs_(x: Array) -> Array:
   """|x|, absolute-value rectification (Jarrett et al., 2009, 'What is the
-  best multi-stage architecture for object recognition?'). f'(0) = 0."""
+  best multi-stage architecture for object recognition?'). f'(0) = 0.
+  Integers stay integers."""
   return jnp.abs(x)
 
 
 register(Entry(
-    "abs", abs_, jnp.sign, kinks=lambda: {0.0: 0.0}, summary="|x|",
+    "abs", abs_, jnp.sign, kinks=lambda: {0.0: 0.0}, summary="|x|", integer=True,
     facts=Facts((0.0, inf), False, "C0", False, 1.0, 1.0, "none"),
 ))
 

@@ -1,4 +1,4 @@
-"""The activation registry: entries, spec strings, `get` and `describe`.
+"""The activation registry: entries, `register`, `get` and `describe`.
 
 An entry couples a primal formula with its analytic derivative. `get` binds
 the parameters of a spec string once and returns a jitted function whose
@@ -10,160 +10,117 @@ Three kinds of entry share the registry: 'elementwise' (pure functions that
 drop into any model), 'gated' (pure functions that halve the last axis, such
 as glu) and 'module' (flax.linen modules with parameters or randomness, which
 `get` returns as a module factory).
+
+`get` also accepts what a model can use directly (any callable, a flax
+Module class or factory), returned unchanged, and 'module.path:attribute'
+specs, which import a user's module (`spec.py`).
 """
 
 from __future__ import annotations
 
-import ast
+import contextlib
 import dataclasses
 import difflib
 import functools
-from collections.abc import Callable, Mapping
+import keyword
+from collections.abc import Callable
 from typing import Any
 
+import flax.linen as nn
 import jax
 
+from actlab.activations import spec as specs
 from actlab.activations import wrap
+from actlab.activations.entries import KINDS, Entry
 from actlab.activations.metadata import Description, Facts
+from actlab.activations.params import Param, Value, nonnegative, positive  # noqa: F401
+from actlab.activations.report import CheckError
+from actlab.activations.spec import parse_spec  # noqa: F401  (public here too)
 
 Array = jax.Array
-Value = float | int | bool | str
-KINDS = ("elementwise", "gated", "module")
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-  """One parameter of a parametrised activation.
-
-  `kind` is float, int, bool or str; a str parameter takes one of `choices`.
-  """
-
-  default: Value
-  kind: type = float
-  check: Callable[[Any], bool] = lambda v: True
-  requirement: str = ""
-  choices: tuple[str, ...] = ()
-
-  def validate(self, entry: str, name: str, value: Any) -> Value:
-    if self.kind is bool:
-      if not isinstance(value, bool):
-        raise ValueError(
-            f"{entry}: parameter {name!r} must be True or False, got {value!r}."
-        )
-    elif self.kind is str:
-      if not isinstance(value, str) or value not in self.choices:
-        options = ", ".join(map(repr, self.choices))
-        raise ValueError(
-            f"{entry}: parameter {name!r} must be one of {options}, got {value!r}."
-        )
-    elif self.kind is int:
-      if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(
-            f"{entry}: parameter {name!r} must be an integer, got {value!r}."
-        )
-    else:
-      if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"{entry}: parameter {name!r} must be a number, got {value!r}."
-        )
-      value = float(value)
-    if not self.check(value):
-      raise ValueError(
-          f"{entry}: parameter {name!r}={value!r} is out of range; it must be"
-          f" {self.requirement}."
-      )
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-  """A registered activation: formula, analytic derivative and facts.
-
-  Attributes:
-    name: canonical name used in spec strings.
-    fn: primal formula `fn(x, **params)`; differentiable by `jax.grad`.
-    derivative: analytic `f'(x, **params)`, used as the custom JVP.
-    params: the parameters a spec string may set.
-    kinks: `kinks(**params)` -> {x: f'(x)} for every point where f is not
-      differentiable, with the value actlab uses there.
-    aliases: other names that resolve to this entry.
-    summary: one line for tables.
-    facts: `facts(**params)` -> `Facts` (or a `Facts` when there are no
-      parameters): range, monotonicity, smoothness, slopes, saturation.
-    value_and_derivative: optional `(f(x), f'(x))` sharing intermediate
-      terms; when given, `fn` and `derivative` may be None.
-    kind: 'elementwise', 'gated' or 'module'.
-    module: for kind 'module', the flax.linen Module class; its fields are
-      the params.
-    jvp: for kind 'gated', `jvp(x, t, **params)` -> (f(x), tangent).
-    width: `width(**params)` -> how many pre-activation units the activation
-      consumes per output unit (1 for elementwise functions).
-    check: optional `check(**params)` -> error message or '' for constraints
-      that involve several parameters.
-  """
-
-  name: str
-  fn: Callable[..., Array] | None = None
-  derivative: Callable[..., Array] | None = None
-  params: Mapping[str, Param] = dataclasses.field(default_factory=dict)
-  kinks: Callable[..., Mapping[float, float]] = lambda **_: {}
-  aliases: tuple[str, ...] = ()
-  summary: str = ""
-  facts: Callable[..., Facts] | Facts | None = None
-  value_and_derivative: Callable[..., tuple[Array, Array]] | None = None
-  kind: str = "elementwise"
-  module: type | None = None
-  jvp: Callable[..., tuple[Array, Array]] | None = None
-  width: Callable[..., int] = lambda **_: 1
-  check: Callable[..., str] | None = None
-
-  def __post_init__(self):
-    if self.kind not in KINDS:
-      raise ValueError(f"{self.name}: kind must be one of {KINDS}, got {self.kind!r}.")
-    vd = self.value_and_derivative
-    if vd is not None:
-      # Under jit the unused half of the pair is dead code and is dropped.
-      if self.fn is None:
-        fn = functools.wraps(vd)(lambda x, **p: vd(x, **p)[0])
-        object.__setattr__(self, "fn", fn)
-      if self.derivative is None:
-        object.__setattr__(self, "derivative", lambda x, **p: vd(x, **p)[1])
-    if self.kind == "elementwise" and (self.fn is None or self.derivative is None):
-      raise ValueError(f"{self.name}: an elementwise entry needs fn and derivative.")
-
-  def bind(self, **params: Any) -> dict[str, Value]:
-    """Validates `params` and fills in defaults."""
-    unknown = sorted(set(params) - set(self.params))
-    if unknown:
-      known = ", ".join(self.params) or "none"
-      raise ValueError(
-          f"{self.name} has no parameter {', '.join(map(repr, unknown))};"
-          f" its parameters are: {known}."
-      )
-    bound = {k: p.default for k, p in self.params.items()}
-    for k, v in params.items():
-      bound[k] = self.params[k].validate(self.name, k, v)
-    problem = self.check(**bound) if self.check else ""
-    if problem:
-      raise ValueError(f"{self.name}: {problem}")
-    return bound
 
 
 _REGISTRY: dict[str, Entry] = {}
 _ALIASES: dict[str, str] = {}
+# What `get` built, by (id(entry), params); the entry is kept alive with it.
+_BUILT: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Entry, Callable]] = {}
+# What 'module:attribute' specs resolved to, by (name, repr(params)).
+_FROM_MODULES: dict[tuple[str, str], Any] = {}
 # Width multipliers of the objects `get` returned, by identity.
 _WIDTHS: dict[int, int] = {}
 
 
-def register(entry: Entry) -> Entry:
-  """Adds `entry` to the registry; names and aliases must be new."""
+_TRUSTED: list[bool] = []
+
+
+@contextlib.contextmanager
+def trusted():
+  """Within it, `register` skips its check: for actlab's own catalogue, whose
+  every entry tests/test_activations.py runs through `check()`, so that
+  importing actlab stays fast."""
+  _TRUSTED.append(True)
+  try:
+    yield
+  finally:
+    _TRUSTED.pop()
+
+
+def register(entry: Entry, *, override: bool = False, verify: bool = True) -> Entry:
+  """Adds `entry` to the registry, so its name works in `get` and in configs.
+
+  Names and aliases must be new; `override=True` replaces an entry of the
+  same name (re-running a notebook cell). With `verify` (the default) an
+  elementwise entry's derivative is first held against `jax.grad` of its
+  formula on a wide grid (`check(entry, checks=CHEAP_CHECKS)`); a mismatch
+  raises `CheckError` with the report. `check(entry)` runs every check.
+  """
+  if not isinstance(entry, Entry):
+    raise TypeError(f"register() takes an Entry, got {type(entry).__name__}.")
   for key in (entry.name, *entry.aliases):
-    if key in _REGISTRY or key in _ALIASES:
-      raise ValueError(f"activation name {key!r} is already registered.")
+    _check_name(key)
+    owner = key if key in _REGISTRY else _ALIASES.get(key)
+    if owner is None or (override and owner == entry.name):
+      continue
+    if owner == entry.name:
+      raise ValueError(
+          f"activation name {key!r} is already registered; pass override=True to"
+          " replace it (e.g. when re-running a notebook cell)."
+      )
+    raise ValueError(
+        f"activation name {key!r} is already taken by {owner!r}; override=True"
+        " replaces an entry of the same name only. Choose another name."
+    )
+  if verify and entry.kind == "elementwise" and not _TRUSTED:
+    from actlab.activations.checks import CHEAP_CHECKS, check
+
+    report = check(entry, checks=CHEAP_CHECKS)
+    if not report.ok:
+      raise CheckError(f"register({entry.name!r}) refused:\n{report}", report)
+  old = _REGISTRY.pop(entry.name, None)
+  if old is not None:
+    for alias in old.aliases:
+      _ALIASES.pop(alias, None)
+    _FROM_MODULES.clear()
   _REGISTRY[entry.name] = entry
   for alias in entry.aliases:
     _ALIASES[alias] = entry.name
   return entry
+
+
+def _check_name(name: str) -> None:
+  if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+    raise ValueError(
+        f"An activation name must be a Python identifier such as 'log_cosh',"
+        f" got {name!r}."
+    )
+  import actlab.activations as package
+
+  taken = getattr(package, "__dict__", {}).get(name)
+  if taken is not None and name not in _REGISTRY and name not in _ALIASES:
+    raise ValueError(
+        f"activation name {name!r} would hide actlab.activations.{name}; choose"
+        " another name."
+    )
 
 
 def names(include_aliases: bool = False, kind: str = "elementwise") -> list[str]:
@@ -182,7 +139,9 @@ def names(include_aliases: bool = False, kind: str = "elementwise") -> list[str]
 
 
 def entry(name: str) -> Entry:
-  """The registry entry for `name` (canonical or alias)."""
+  """The entry for `name`: canonical, an alias, or 'module.path:attribute'."""
+  if specs.split_module(name):
+    return bound_entry(name)[0]
   key = _ALIASES.get(name, name)
   if key not in _REGISTRY:
     valid = names(include_aliases=True, kind="all")
@@ -190,95 +149,158 @@ def entry(name: str) -> Entry:
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(
         f"Unknown activation {name!r}.{hint} Valid names: {', '.join(valid)}."
+        " Your own: 'my_pkg.acts:my_fn' (a function or registered entry of an"
+        " importable module)."
     )
   return _REGISTRY[key]
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-  """Splits `name` or `name(key=value, ...)` into the name and literal kwargs.
-
-  Only literals are accepted (numbers, booleans, strings); nothing is
-  evaluated.
-  """
-  if not isinstance(spec, str) or not spec.strip():
-    raise ValueError(
-        f"An activation spec must be a non-empty string such as 'relu' or"
-        f" 'leaky_relu(negative_slope=0.2)', got {spec!r}."
-    )
-  try:
-    node = ast.parse(spec.strip(), mode="eval").body
-  except SyntaxError as e:
-    raise ValueError(
-        f"Malformed activation spec {spec!r}: {e.msg}. Expected 'name' or"
-        " 'name(key=value, ...)', e.g. 'elu(alpha=0.5)'."
-    ) from None
-  if isinstance(node, ast.Name):
-    return node.id, {}
-  if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-    raise ValueError(
-        f"Malformed activation spec {spec!r}: expected 'name' or"
-        " 'name(key=value, ...)', e.g. 'elu(alpha=0.5)'."
-    )
-  if node.args:
-    raise ValueError(
-        f"Malformed activation spec {spec!r}: parameters must be named, e.g."
-        f" '{node.func.id}(alpha=0.5)'."
-    )
-  kwargs = {}
-  for kw in node.keywords:
-    if kw.arg is None:
-      raise ValueError(f"Malformed activation spec {spec!r}: '**' is not allowed.")
-    try:
-      kwargs[kw.arg] = ast.literal_eval(kw.value)
-    except ValueError:
-      raise ValueError(
-          f"Malformed activation spec {spec!r}: the value of {kw.arg!r} must be"
-          f" a literal number, string or True/False, got"
-          f" '{ast.unparse(kw.value)}'."
-      ) from None
-  return node.func.id, kwargs
+def _kind_of(obj: Any) -> str:
+  if is_module(obj):
+    return "a flax Module class"
+  return f"a {type(obj).__name__!r} object" if not callable(obj) else "a plain callable"
 
 
-@functools.cache
-def _get_cached(name: str, items: tuple[tuple[str, Any], ...]):
-  e = entry(name)
-  params = dict(items)
+def _module_target(name: str, spec: str) -> Any:
+  """What 'module:attribute' names: a registered or unregistered Entry, or
+  the attribute itself."""
+  module, obj = specs.load_attribute(name, spec)
+  if isinstance(obj, Entry):
+    return obj
+  for e in _REGISTRY.values():
+    if any(obj is t for t in (e.fn, getattr(e.fn, "__wrapped__", None), e.module)):
+      return e
+  return obj
+
+
+def built(e: Entry, params: dict[str, Any]) -> Callable[..., Any]:
+  """The jitted function (or module factory) of `e` with `params` bound."""
+  items = tuple(sorted(params.items()))
+  key = (id(e), items)
+  if key in _BUILT and _BUILT[key][0] is e:
+    return _BUILT[key][1]
   if e.kind == "module":
     out = functools.partial(e.module, **params)
   else:
     build = wrap.elementwise if e.kind == "elementwise" else wrap.gated
     out = jax.jit(build(e, params))
+  _BUILT[key] = (e, out)
   _WIDTHS[id(out)] = e.width(**params)
   return out
 
 
-def get(spec: str) -> Callable[..., Any]:
-  """Resolves a spec string such as `'leaky_relu(negative_slope=0.2)'`.
+def get(activation: Any) -> Callable[..., Any]:
+  """What a model calls, from a spec string or an object.
 
-  Returns a jitted function of one array for 'elementwise' and 'gated'
-  entries, and a flax.linen Module factory (a `functools.partial` of the
-  module class) for 'module' entries. The same spec always returns the same
-  object, so it hashes and caches well as a module field.
+  - 'relu', 'leaky_relu(negative_slope=0.2)': a jitted function of one array
+    for 'elementwise' and 'gated' entries, a flax.linen Module factory (a
+    `functools.partial` of the class) for 'module' entries. The same spec
+    always returns the same object, so it hashes and caches well as a module
+    field.
+  - 'my_pkg.acts:name' or 'my_pkg.acts:name(alpha=2.0)': imports the module
+    (running its `register()` calls) and resolves `name`: an entry it
+    registered or an `Entry`, as above; a flax Module class (parameters
+    become its fields); a plain function (parameters are bound as keyword
+    arguments), which must pass the cheap check (`CHEAP_CHECKS`, with
+    `jax.grad` as its derivative) and is returned as it is.
+  - a callable (jax.nn.gelu, a flax Module class or factory, a Module
+    instance): returned unchanged. An `Entry`: its jitted function.
   """
+  if isinstance(activation, Entry):
+    return _from_entry(activation, activation.bind())
+  if not isinstance(activation, str):
+    if callable(activation):
+      return activation
+    raise ValueError(
+        "An activation is a spec string ('relu', 'elu(alpha=0.5)',"
+        " 'my_pkg.acts:log_cosh'), a callable or a flax Module class; got"
+        f" {activation!r} ({type(activation).__name__})."
+    )
+  name, kwargs = parse_spec(activation)
+  if not specs.split_module(name):
+    e = entry(name)
+    return built(e, e.bind(**kwargs))
+  key = (name, repr(sorted(kwargs.items())))
+  if key not in _FROM_MODULES:
+    _FROM_MODULES[key] = _resolve(activation)
+  return _FROM_MODULES[key]
+
+
+def is_registered(e: Entry) -> bool:
+  """Whether `e` itself (not just an entry of its name) is registered."""
+  return _REGISTRY.get(e.name) is e
+
+
+def _from_entry(e: Entry, bound: dict[str, Any]) -> Callable[..., Any]:
+  if not is_registered(e) and e.kind == "elementwise":
+    from actlab.activations.checks import CHEAP_CHECKS, check
+
+    report = check(e, checks=CHEAP_CHECKS)
+    if not report.ok:
+      raise CheckError(f"Entry {e.name!r} failed its checks:\n{report}", report)
+  return built(e, bound)
+
+
+def _resolve(spec: str) -> Any:
+  e, target = resolve(spec)
+  if e is not None:
+    return _from_entry(e, target)
+  if is_module(target) or isinstance(target, nn.Module):
+    return target
+  if not callable(target):
+    raise ValueError(
+        f"{spec!r} is {_kind_of(target)}, not a callable activation. Point the spec"
+        " at a function f(x), a registered Entry or a flax Module class."
+    )
+  from actlab.activations.checks import CHEAP_CHECKS, check
+
+  report = check(target, checks=CHEAP_CHECKS, name=spec)
+  if not report.ok:
+    raise CheckError(f"{spec!r} failed its checks:\n{report}", report)
+  return target
+
+
+def resolve(spec: str) -> tuple[Entry, dict[str, Value]] | tuple[None, Any]:
+  """What a spec names, unchecked: (entry, its bound parameters), or, for a
+  'module:attribute' that is not an entry, (None, the attribute) with the
+  spec's parameters bound by `functools.partial`."""
   name, kwargs = parse_spec(spec)
-  bound = entry(name).bind(**kwargs)
-  return _get_cached(_ALIASES.get(name, name), tuple(sorted(bound.items())))
+  if specs.split_module(name):
+    target = _module_target(name, spec)
+    if not isinstance(target, Entry):
+      if kwargs and isinstance(target, nn.Module):
+        raise ValueError(f"{spec!r} is a Module instance; it takes no parameters.")
+      return None, functools.partial(target, **kwargs) if kwargs else target
+    return target, target.bind(**kwargs)
+  e = entry(name)
+  return e, e.bind(**kwargs)
+
+
+def bound_entry(spec: str | Entry) -> tuple[Entry, dict[str, Value]]:
+  """The entry a spec names and its parameters, defaults filled in."""
+  if isinstance(spec, Entry):
+    return spec, spec.bind()
+  e, bound = resolve(spec)
+  if e is None:
+    raise ValueError(
+        f"{spec!r} is {_kind_of(bound)}, not a registered activation, so it has no"
+        " recorded derivative, kinks or facts. Register it in its module"
+        " (register(Entry(...))) to describe it, or pass it to check()."
+    )
+  return e, bound
 
 
 def canonical(spec: str) -> str:
   """The spec with its canonical name and every parameter spelled out."""
   name, kwargs = parse_spec(spec)
-  e = entry(name)
-  bound = e.bind(**kwargs)
-  if not bound:
-    return e.name
-  return f"{e.name}({', '.join(f'{k}={v!r}' for k, v in bound.items())})"
+  e, bound = resolve(spec)
+  if e is None:
+    return specs.format_spec(name, kwargs)
+  return specs.format_spec(name if specs.split_module(name) else e.name, bound)
 
 
 def _elementwise_entry(spec: str, what: str) -> tuple[Entry, dict[str, Any]]:
-  name, kwargs = parse_spec(spec)
-  e = entry(name)
-  bound = e.bind(**kwargs)
+  e, bound = bound_entry(spec)
   if e.kind != "elementwise":
     raise ValueError(
         f"{e.name} is a {e.kind} activation, not an elementwise function;"
@@ -287,18 +309,21 @@ def _elementwise_entry(spec: str, what: str) -> tuple[Entry, dict[str, Any]]:
   return e, bound
 
 
+def analytic(e: Entry, params: dict[str, Any]) -> Callable[[Array], Array]:
+  """x -> f'(x) of an elementwise entry, half types computed in float32."""
+  d = wrap.half_as_f32(lambda x: e.derivative(x, **params))
+  return lambda x: d(wrap.as_inexact(x))
+
+
 def derivative(spec: str) -> Callable[[Array], Array]:
   """The analytic derivative f'(x) of an elementwise spec, jitted."""
-  e, bound = _elementwise_entry(spec, "derivative()")
-  d = wrap.half_as_f32(lambda x: e.derivative(x, **bound))
-  return jax.jit(lambda x: d(wrap.as_inexact(x)))
+  return jax.jit(analytic(*_elementwise_entry(spec, "derivative()")))
 
 
 def kinks(spec: str) -> dict[float, float]:
   """{x: f'(x)} at every non-differentiable point of a spec."""
-  name, kwargs = parse_spec(spec)
-  e = entry(name)
-  return dict(e.kinks(**e.bind(**kwargs)))
+  e, bound = bound_entry(spec)
+  return dict(e.kinks(**bound))
 
 
 def describe(spec: str) -> Description:
@@ -307,9 +332,7 @@ def describe(spec: str) -> Description:
   For 'module' entries they describe the activation at its initial
   parameters (RReLU: in evaluation mode).
   """
-  name, kwargs = parse_spec(spec)
-  e = entry(name)
-  bound = e.bind(**kwargs)
+  e, bound = bound_entry(spec)
   if e.facts is None:
     raise ValueError(f"{e.name} has no recorded facts; register it with facts=.")
   facts = e.facts if isinstance(e.facts, Facts) else e.facts(**bound)
@@ -328,8 +351,6 @@ def describe(spec: str) -> Description:
 
 def is_module(activation: Any) -> bool:
   """Whether `activation` is a flax.linen Module class or a partial of one."""
-  import flax.linen as nn
-
   target = activation.func if isinstance(activation, functools.partial) else activation
   return isinstance(target, type) and issubclass(target, nn.Module)
 
@@ -345,12 +366,4 @@ def width_multiplier(activation: Any) -> int:
   if is_module(activation):
     # parent=None: an unbound instance, even when asked inside a model.
     return int(getattr(activation(parent=None), "width_multiplier", 1))
-  return 1
-
-
-def positive(v: float) -> bool:
-  return v > 0
-
-
-def nonnegative(v: float) -> bool:
-  return v >= 0
+  return int(getattr(activation, "width_multiplier", 1))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from actlab.activations import numerics
 
 if TYPE_CHECKING:
-  from actlab.activations.registry import Entry
+  from actlab.activations.entries import Entry
 
 Array = jax.Array
 
@@ -59,7 +59,17 @@ def elementwise(e: Entry, params: dict[str, Any]) -> Callable[[Array], Array]:
     y, d = pair(x)
     return y, (d * t).astype(t.dtype)
 
+  if e.integer:
+    # Integers stay integers, as in jax.nn.relu; jax.grad refuses them anyway.
+    return named(
+        e, lambda x: e.fn(jnp.asarray(x), **params) if _is_integer(x) else f(as_inexact(x))
+    )
   return named(e, lambda x: f(as_inexact(x)))
+
+
+def _is_integer(x: Any) -> bool:
+  dtype = jnp.result_type(x)
+  return jnp.issubdtype(dtype, jnp.integer)
 
 
 def gated(e: Entry, params: dict[str, Any]) -> Callable[[Array], Array]:

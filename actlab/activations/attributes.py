@@ -1,0 +1,62 @@
+"""Registry entries as attributes of `actlab.activations`, as in jax.nn.
+
+`activations.relu` is `activations.get("relu")`, the jitted function with its
+analytic derivative as the custom JVP. An entry with parameters takes them
+as arguments, `activations.leaky_relu(x, negative_slope=0.2)`, which is
+`get("leaky_relu(negative_slope=0.2)")(x)`; parameters are Python values,
+bound when the function is first called with them (each new value compiles
+once). A learnable entry's attribute is its Module factory,
+`activations.prelu(mode="shared")` an instance. Attributes are made on first
+access, so an entry registered later is an attribute too.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from actlab.activations import registry
+from actlab.activations.entries import Entry
+
+# By canonical name: (the entry it was made from, the attribute).
+_MADE: dict[str, tuple[Entry, Callable[..., Any]]] = {}
+
+
+def attribute(name: str) -> Callable[..., Any]:
+  """The attribute for a registered name or alias; ValueError if unknown."""
+  e = registry.entry(name)
+  made = _MADE.get(e.name)
+  if made is None or made[0] is not e:
+    made = _MADE[e.name] = (e, _make(e))
+  return made[1]
+
+
+def _make(e: Entry) -> Callable[..., Any]:
+  defaults = registry.built(e, e.bind())
+  if e.kind == "module":
+    defaults.__doc__ = e.module.__doc__
+    return defaults
+  if not e.params:
+    return defaults
+  signature = inspect.Signature([
+      inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+      *(inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default)
+        for k, p in e.params.items()),
+  ])
+
+  def activation(*args: Any, **kwargs: Any) -> Any:
+    call = signature.bind(*args, **kwargs).arguments
+    x = call.pop("x")
+    return registry.built(e, e.bind(**call))(x)
+
+  activation.__name__ = activation.__qualname__ = e.name
+  activation.__module__ = "actlab.activations"
+  activation.__signature__ = signature  # type: ignore[attr-defined]
+  params = ", ".join(f"{k}={p.default!r}" for k, p in e.params.items())
+  activation.__doc__ = (
+      f"{(e.fn.__doc__ or e.summary).strip()}\n\n"
+      f"Parameters ({params}) are Python values; activations.{e.name}(x, **params)"
+      f" is activations.get('{e.name}(...)')(x)."
+  )
+  return activation
