@@ -48,7 +48,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.download = True  # download and prepare if missing (needs internet)
   c.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
   c.train_split = "train"
-  c.eval_split = "test"  # the tutorial validates on the test split
+  # The tutorial validates on the test split. Comparisons use
+  # `validation_protocol(c)`: select on train[45000:], test once.
+  c.eval_split = "test"
+  c.test_split = ""  # evaluated once, at the epoch selected on eval_split
+  c.early_stopping_patience = 0  # epochs without a better eval accuracy; 0: off
   c.input_scaling = "raw"  # raw 0-255 as in the tutorial; or unit, standardize
 
   c.optimizer = "adam"
@@ -70,9 +74,28 @@ def base_config() -> ml_collections.ConfigDict:
   # units, update ratios: logged as "diagnostics" records (actlab.diagnostics).
   c.diagnostics = False
   c.diagnostics_every_steps = 50
-  c.saturation_threshold = 0.01
+  c.saturation_threshold = 0.01  # eps, relative to the activation's maximum slope
   c.nonfinite_policy = "stop"  # or "skip": skip steps with non-finite loss/grad
   c.max_consecutive_skips = 10  # "skip" stops after this many in a row
+  # Locked: a misspelt field (`c.epochs = 3`, `--config.num_epoch=3`) is an
+  # error naming the closest real one, never a silently ignored new field.
+  c.lock()
+  return c
+
+
+VALIDATION_TRAIN_SPLIT = "train[:45000]"
+VALIDATION_SPLIT = "train[45000:]"
+
+
+def validation_protocol(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Train on 45,000 images, select the epoch on the other 5,000, test once.
+
+  The test split is evaluated a single time, on the parameters of the epoch
+  with the highest validation accuracy, and reported as the `test` record.
+  """
+  c.train_split = VALIDATION_TRAIN_SPLIT
+  c.eval_split = VALIDATION_SPLIT
+  c.test_split = "test"
   return c
 
 
@@ -89,10 +112,28 @@ def apply_args(c: ml_collections.ConfigDict, arg: str | None) -> dict[str, Any]:
   if "seed" in args:
     c.seed = args.pop("seed")
   if args.pop("runlocal", False):
-    c.train_split = "train[:10%]"
-    c.eval_split = "test[:10%]"
+    if "epochs" in parse_arg(arg):
+      raise ConfigError(
+        "runlocal runs 1 epoch on 10% of the data; it contradicts epochs=. Drop one of them."
+      )
+    if c.test_split:
+      c.train_split, c.eval_split, c.test_split = "train[:4500]", "train[45000:45500]", "test[:10%]"
+    else:
+      c.train_split, c.eval_split = "train[:10%]", "test[:10%]"
     c.num_epochs = 1
   return args
+
+
+def apply_study_args(
+  c: ml_collections.ConfigDict, arg: str | None, default_activations: tuple[str, ...]
+) -> None:
+  """`apply_args` plus `acts=a+b+...`, the activations a study sweeps over
+  (stored as `c.activations`); any other argument is an error."""
+  args = apply_args(c, arg)
+  acts = args.pop("acts", None)
+  with c.unlocked():
+    c.activations = acts.split("+") if acts else list(default_activations)
+  reject_unknown(args, "acts=a+b+..., act=, epochs=, seed=, runlocal")
 
 
 def reject_unknown(args: dict[str, Any], accepted: str) -> None:
@@ -187,6 +228,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f" integer, got {every!r}."
     )
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
+  if config.get("test_split") and config.test_split == config.eval_split:
+    raise ConfigError(
+      f"config.test_split={config.test_split!r} is also the eval split: epochs would be"
+      " selected on the data they are tested on. Use --config.eval_split=train[45000:]"
+      " --config.train_split=train[:45000]."
+    )
+  patience = config.get("early_stopping_patience", 0)
+  if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+    raise ConfigError(
+      f"config.early_stopping_patience must be 0 (off) or a positive integer, got {patience!r}."
+    )
+  if patience and not config.get("test_split"):
+    raise ConfigError(
+      "config.early_stopping_patience needs a validation protocol: with"
+      f" eval_split={config.eval_split!r} and no test_split, stopping early"
+      " would select on the test set. Set --config.test_split=test and"
+      " --config.eval_split=train[45000:] --config.train_split=train[:45000]."
+    )
   if config.get("diagnostics"):
     _positive_int(config, "diagnostics_every_steps")
     _positive_float(config, "saturation_threshold")

@@ -186,16 +186,7 @@ def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
     node = node[g]
   if last not in node:
     raise SweepError(f"Unknown config field {key!r}.")
-  with config.unlocked() if not config.is_locked else _nullcontext():
-    node[last] = value
-
-
-class _nullcontext:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    return False
+  node[last] = value
 
 
 def run_config(p: Plan, run: Run) -> ml_collections.ConfigDict:

@@ -68,11 +68,14 @@ def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:
   )
 
 
-def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Split]:
-  """This process's slice of the train split and the whole eval split, uint8.
+def load_splits(
+  config: ml_collections.ConfigDict,
+) -> tuple[data.Split, data.Split, data.Split | None]:
+  """This process's slice of the train split, the whole eval and test splits.
 
-  Eval is small (10,000 images) and read whole by every process, so eval
-  metrics are exact for any number of processes.
+  Eval and test are small (at most 10,000 images) and read whole by every
+  process, so their metrics are exact for any number of processes. The test
+  split is None when `config.test_split` is empty (the tutorial's protocol).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -84,7 +87,8 @@ def load_splits(config: ml_collections.ConfigDict) -> tuple[data.Split, data.Spl
   train_split = config.train_split
   if jax.process_count() > 1:
     train_split = tfds.split_for_jax_process(train_split, drop_remainder=True)
-  return data.load(train_split, **kw), data.load(config.eval_split, **kw)
+  test = data.load(config.test_split, **kw) if config.get("test_split") else None
+  return data.load(train_split, **kw), data.load(config.eval_split, **kw), test
 
 
 def make_preprocess(
@@ -151,7 +155,7 @@ def _run(
   stop: StopRequests,
 ) -> TrainState:
   lead = distributed.is_lead()
-  train, evals = load_splits(config)
+  train, evals, test = load_splits(config)
   mesh = make_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
@@ -169,8 +173,7 @@ def _run(
     print(models.summary(model, data.cifar10.IMAGE_SHAPE), flush=True)
 
   def init(rng):
-    state = create_train_state(config, model, rng)
-    return {"state": state, "epoch_totals": steps_lib.zeros()}
+    return saved_tree(create_train_state(config, model, rng))
 
   # Created inside jit with a replicated output: the same on every device
   # and process, without a host round trip.
@@ -182,12 +185,19 @@ def _run(
     logging.warning("Resuming from checkpoint %d in %s.", restored[0], ckpt.directory)
   if lead:
     write_config(config, workdir)  # only once the checkpoint is known to fit it
-  state, totals = saved["state"], saved["epoch_totals"]
+  state, totals, selected = saved["state"], saved["epoch_totals"], saved["selected"]
+  selected_epoch = int(distributed.local_value(selected["epoch"]))
+  selected_accuracy = np.float32(distributed.local_value(selected["eval_accuracy"]))
 
   bs = config.batch_size
-  eval_x = distributed.replicate(_pad_to(evals.images, bs), mesh)
-  eval_y = distributed.replicate(_pad_to(evals.labels, bs), mesh)
-  eval_mask = distributed.replicate(_pad_to(np.ones(evals.labels.shape, np.float32), bs), mesh)
+
+  def on_device(split: data.Split) -> tuple[Array, Array, Array]:
+    """A split padded to whole batches, replicated, with a mask of real examples."""
+    mask = np.ones(split.labels.shape, np.float32)
+    return tuple(distributed.replicate(_pad_to(a, bs), mesh) for a in (split.images, split.labels, mask))
+
+  eval_arrays = on_device(evals)
+  test_arrays = on_device(test) if test is not None else None
 
   steps_per_epoch = num_train // bs
   common = dict(batch_size=bs, preprocess=preprocess, batch_sharding=batch_sharding)
@@ -207,11 +217,13 @@ def _run(
   # Metric sums live on every device of every process, like the state.
   zeros = jax.jit(steps_lib.zeros, static_argnums=0, out_shardings=replicated)
 
-  def evaluate(params) -> dict[str, float]:
+  def evaluate(params, arrays=eval_arrays) -> dict[str, float]:
     sums = zeros(steps_lib.EVAL_METRICS)
-    for i in range(eval_x.shape[0] // bs):
-      sums = eval_on(sums, params, eval_x, eval_y, eval_mask, jnp.int32(i))
+    for i in range(arrays[0].shape[0] // bs):
+      sums = eval_on(sums, params, *arrays, jnp.int32(i))
     return steps_lib.summarise(sums)
+
+  copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
 
   writer = writers.MetricsWriter(workdir) if lead else None
   console = writers.ConsoleProgress(config.num_epochs, steps_per_epoch, enabled=lead)
@@ -221,7 +233,10 @@ def _run(
   # Host copies of step and epoch, so no donated buffer is ever read back.
   step = int(distributed.local_value(state.step))
   first_epoch = int(distributed.local_value(state.epoch))
+  last_step = config.num_epochs * steps_per_epoch - 1
+  patience = config.get("early_stopping_patience", 0)
   pending = None
+  trained = False
 
   def flush_logs() -> None:
     """Logs the finished interval and queued diagnostics; applies the guard."""
@@ -234,15 +249,23 @@ def _run(
   stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
   try:
     for epoch in range(first_epoch, config.num_epochs):
+      if patience and selected_epoch and epoch - selected_epoch >= patience:
+        if writer:
+          writer.write("early_stop", step, epoch, selected_epoch=selected_epoch, patience=patience)
+        break
       console.start_epoch(epoch + 1)
+      trained = True
       t0 = time.perf_counter()
       blocked0 = ckpt.seconds_blocked
       order = permutation(state.rng, state.epoch, num_train)
       interval, pending = zeros(), None
       for i in range(step - epoch * steps_per_epoch, steps_per_epoch):
         args = (state, interval, train_x, train_y, order, jnp.int32(i))
-        if train_diagnosed is not None and step % config.diagnostics_every_steps == 0:
-          # Diagnostics of the step from `step` (step 0: at initialisation).
+        if train_diagnosed is not None and (
+          step % config.diagnostics_every_steps == 0 or step == last_step
+        ):
+          # Diagnostics of the step from `step` (step 0: at initialisation;
+          # the run's last step is always included).
           state, interval, diag = train_diagnosed(*args)
           diag_pending.append((step, epoch + 1, diag))
         else:
@@ -268,7 +291,7 @@ def _run(
           interval = zeros()
         if save_now:
           flush_logs()
-          ckpt.save(step, {"state": state, "epoch_totals": totals})
+          ckpt.save(step, {"state": state, "epoch_totals": totals, "selected": selected})
           if stopping:
             ckpt.wait()
             signum = stop.signum or signal.SIGTERM  # another process was signalled
@@ -278,9 +301,16 @@ def _run(
       flush_logs()
       train_metrics = steps_lib.summarise(totals)
       eval_metrics = evaluate(state.params)
+      if np.float32(eval_metrics["accuracy"]) > selected_accuracy:
+        selected_epoch, selected_accuracy = epoch + 1, np.float32(eval_metrics["accuracy"])
+        selected = {
+          "params": copy(state.params),
+          "epoch": distributed.replicate(np.int32(selected_epoch), mesh),
+          "eval_accuracy": distributed.replicate(selected_accuracy, mesh),
+        }
       state = state.replace(epoch=state.epoch + 1)
       totals = zeros()
-      ckpt.save(step, {"state": state, "epoch_totals": totals})
+      ckpt.save(step, {"state": state, "epoch_totals": totals, "selected": selected})
       seconds = time.perf_counter() - t0
       console.end_epoch(
         seconds,
@@ -300,11 +330,40 @@ def _run(
           checkpoint_seconds=ckpt.seconds_blocked - blocked0,
         )
         writer.write("eval", step, epoch + 1, **eval_metrics)
+    # The test split, once, at the epoch the eval split selected: after
+    # training, or when a run stopped between its last save and this record.
+    untested = writer is not None and not any(
+      r["split"] == "test" for r in writers.read_metrics(workdir)
+    )
+    if test_arrays is not None and selected_epoch and distributed.any_process(trained or untested):
+      test_metrics = evaluate(selected["params"], test_arrays)
+      if writer:
+        writer.write(
+          "test",
+          step,
+          selected_epoch,
+          **test_metrics,
+          selected_epoch=selected_epoch,
+          eval_accuracy=float(selected_accuracy),
+          split_name=config.test_split,
+        )
   finally:
     ckpt.close()
     if writer:
       writer.close()
   return state
+
+
+def saved_tree(state: TrainState) -> dict[str, Any]:
+  """What a checkpoint holds: the state, the epoch's metric sums, and the
+  epoch selected on the eval split with its parameters (zeros and epoch 0
+  until the first evaluation; the test split is evaluated on them)."""
+  selected = {
+    "params": jax.tree.map(jnp.zeros_like, state.params),
+    "epoch": jnp.zeros((), jnp.int32),
+    "eval_accuracy": jnp.full((), -1.0, jnp.float32),
+  }
+  return {"state": state, "epoch_totals": steps_lib.zeros(), "selected": selected}
 
 
 def _write_diagnostics(writer, pending: list) -> list:
@@ -336,27 +395,42 @@ def restore_run(
   workdir = Path(workdir)
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   like = create_train_state(config, make_model(config), jax.random.key(config.seed))
-  restored = checkpoint.Checkpoints(workdir).restore_latest(
-    {"state": like, "epoch_totals": steps_lib.zeros()}
-  )
+  restored = checkpoint.Checkpoints(workdir).restore_latest(saved_tree(like))
   if restored is None:
     raise checkpoint.CheckpointError(f"{workdir} holds no checkpoint.")
   return config, restored[1]["state"]
 
 
 def final_summary(workdir: str | os.PathLike) -> dict[str, Any]:
-  """Last and best eval accuracy of a run, from its metrics.jsonl."""
-  evals = [r for r in writers.read_metrics(workdir) if r["split"] == "eval"]
+  """A run's outcome, from its metrics.jsonl.
+
+  `final_eval_*` is the last epoch's evaluation on the eval split;
+  `max_eval_accuracy` the largest over epochs (on the tutorial's protocol,
+  where the eval split is the test split, that maximum is a look at the test
+  set, not a result). With a test split, `test_accuracy` is the test split
+  evaluated once at `selected_epoch`, the epoch of highest eval accuracy.
+  """
+  records = writers.read_metrics(workdir)
   # A resumed run may have re-logged an epoch; the latest record wins.
-  by_epoch = {r["epoch"]: r for r in evals}
+  by_epoch = {r["epoch"]: r for r in records if r["split"] == "eval"}
   if not by_epoch:
     return {}
   last = by_epoch[max(by_epoch)]
-  best = max(by_epoch.values(), key=lambda r: r["accuracy"])
-  return {
+  peak = max(by_epoch.values(), key=lambda r: r["accuracy"])
+  out = {
     "epochs": last["epoch"],
     "final_eval_accuracy": last["accuracy"],
     "final_eval_loss": last["loss"],
-    "best_eval_accuracy": best["accuracy"],
-    "best_epoch": best["epoch"],
+    "max_eval_accuracy": peak["accuracy"],
+    "max_eval_epoch": peak["epoch"],
   }
+  tests = [r for r in records if r["split"] == "test"]
+  if tests:
+    t = tests[-1]
+    out.update(
+      test_accuracy=t["accuracy"],
+      test_loss=t["loss"],
+      selected_epoch=t["selected_epoch"],
+      selected_eval_accuracy=t["eval_accuracy"],
+    )
+  return out

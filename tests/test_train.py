@@ -120,3 +120,24 @@ def test_batch_larger_than_the_split_is_refused(fake_cifar10, tmp_path):
   data_dir, _ = fake_cifar10
   with pytest.raises(ValueError, match="larger than the training split"):
     train.train_and_evaluate(small_config(data_dir, batch_size=4096), tmp_path / "wd")
+
+
+def test_validation_protocol_tests_once_at_the_selected_epoch(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  c = small_config(
+    data_dir, num_epochs=3, train_split="train[:32]", eval_split="train[32:]", test_split="test"
+  )
+  train.train_and_evaluate(c, tmp_path / "wd")
+  records = writers.read_metrics(tmp_path / "wd")
+  evals = {r["epoch"]: r["accuracy"] for r in records if r["split"] == "eval"}
+  (test,) = [r for r in records if r["split"] == "test"]
+  # The first epoch with the highest eval accuracy is the selected one.
+  best = max(evals.values())
+  assert test["selected_epoch"] == min(e for e, a in evals.items() if a == best)
+  assert test["eval_accuracy"] == pytest.approx(best)
+  summary = train.final_summary(tmp_path / "wd")
+  assert summary["selected_epoch"] == test["selected_epoch"]
+  assert summary["test_accuracy"] == test["accuracy"] and "best_eval_accuracy" not in summary
+  # Rerunning the finished run trains nothing and tests nothing again.
+  train.train_and_evaluate(c, tmp_path / "wd")
+  assert [r["split"] for r in writers.read_metrics(tmp_path / "wd")].count("test") == 1

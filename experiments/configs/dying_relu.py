@@ -5,8 +5,11 @@ batch (actlab.diagnostics.dead_fraction). At Adam's usual 1e-3 few ReLU units
 die; at 1e-2 many do, while leaky_relu and elu cannot die by construction.
 
   python scripts/sweep.py --config=experiments/configs/dying_relu.py \
-      --workdir=/tmp/actlab/dying --config.data_dir=/tmp/tfds
-  python scripts/report.py /tmp/actlab/dying/* --out=/tmp/actlab/dying/report.md
+      --seeds=5 --workers=auto --workdir=/tmp/actlab/dying --config.data_dir=/tmp/tfds
+  python scripts/report.py /tmp/actlab/dying
+
+Units born dead at initialisation, by depth, width and initialiser (forward
+passes only): scripts/born_dead.py.
 
 Measured: docs/findings.md.
 """
@@ -21,7 +24,7 @@ LEARNING_RATES = (1e-3, 1e-2)
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """MLP, 5 hidden layers of 256, standardised inputs, diagnostics on."""
-  c = config_lib.base_config()
+  c = config_lib.validation_protocol(config_lib.base_config())
   c.model = "mlp"
   c.mlp_depth = 5
   c.mlp_width = 256

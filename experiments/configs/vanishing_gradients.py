@@ -1,10 +1,12 @@
 r"""Vanishing gradients: a deep MLP's per-layer gradient norms, by activation.
 
-One run is one (activation, depth); `sweep()` lists the study. Run it all:
+One run is one (activation, initialiser, depth); `sweep()` lists the study:
+sigmoid, tanh and relu with Glorot uniform (the tutorial's Keras default) and
+relu with He normal (He et al. 2015), at depths 5 to 30. Run it all:
 
   python scripts/sweep.py --config=experiments/configs/vanishing_gradients.py \
-      --workdir=/tmp/actlab/vanishing --config.data_dir=/tmp/tfds
-  python scripts/report.py /tmp/actlab/vanishing/* --out=/tmp/actlab/vanishing/report.md
+      --seeds=5 --workers=auto --workdir=/tmp/actlab/vanishing --config.data_dir=/tmp/tfds
+  python scripts/report.py /tmp/actlab/vanishing
 
 or one run:
 
@@ -22,13 +24,19 @@ import ml_collections
 
 from actlab import config as config_lib
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+# (name, activation, kernel initialiser)
+CONDITIONS = (
+  ("sigmoid", "sigmoid", "glorot_uniform"),
+  ("tanh", "tanh", "glorot_uniform"),
+  ("relu", "relu", "glorot_uniform"),
+  ("relu_he", "relu", "he_normal"),
+)
 DEPTHS = (5, 10, 20, 30)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """MLP of `depth` hidden layers (128 wide), Glorot init, diagnostics on."""
-  c = config_lib.base_config()
+  c = config_lib.validation_protocol(config_lib.base_config())
   c.model = "mlp"
   c.mlp_width = 128
   c.input_scaling = "standardize"
@@ -44,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 def sweep() -> list[dict]:
   """(name, overrides) for every run of the study."""
   return [
-    {"name": f"{act}_d{depth:02d}", "activation": act, "mlp_depth": depth}
-    for act in ACTIVATIONS
+    {"name": f"{name}_d{depth:02d}", "activation": act, "kernel_init": init, "mlp_depth": depth}
+    for name, act, init in CONDITIONS
     for depth in DEPTHS
   ]

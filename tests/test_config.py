@@ -1,0 +1,42 @@
+"""Configs: locked fields, contradictory presets, the validation protocol's checks."""
+
+import pytest
+
+from actlab import config as config_lib
+from experiments.configs import activation_comparison, lenet5_cifar10
+
+
+def test_misspelt_field_is_refused_with_the_closest_name():
+  c = lenet5_cifar10.get_config()
+  with pytest.raises(AttributeError, match='Did you mean "num_epochs"'):
+    c.epochs = 1
+  c.num_epochs = 1  # a real field still changes
+  assert c.num_epochs == 1
+
+
+def test_contradictory_presets_are_an_error():
+  with pytest.raises(config_lib.ConfigError, match="runlocal .* contradicts epochs"):
+    lenet5_cifar10.get_config("act=tanh,epochs=3,runlocal")
+  c = lenet5_cifar10.get_config("act=tanh,runlocal")
+  assert (c.activation, c.num_epochs, c.train_split) == ("tanh", 1, "train[:10%]")
+
+
+def test_validation_protocol_keeps_test_out_of_selection():
+  c = activation_comparison.get_config()
+  assert (c.train_split, c.eval_split, c.test_split) == ("train[:45000]", "train[45000:]", "test")
+  config_lib.validate(c)
+  local = activation_comparison.get_config("runlocal")
+  assert local.test_split and local.eval_split.startswith("train[45000")
+  c.test_split = c.eval_split
+  with pytest.raises(config_lib.ConfigError, match="also the eval split"):
+    config_lib.validate(c)
+
+
+def test_early_stopping_needs_a_validation_split():
+  c = lenet5_cifar10.get_config()
+  c.early_stopping_patience = 2
+  with pytest.raises(config_lib.ConfigError, match="would select on the test set"):
+    config_lib.validate(c)
+  c = activation_comparison.get_config()
+  c.early_stopping_patience = 2
+  config_lib.validate(c)
