@@ -8,7 +8,7 @@ from typing import Any
 
 import ml_collections
 
-from actlab import activations
+from actlab import activations, build
 from actlab.data.cifar10 import SCALINGS
 
 
@@ -16,18 +16,9 @@ class ConfigError(ValueError):
   """A config field has a bad value; the message names it and the fix."""
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 NONFINITE_POLICIES = ("stop", "skip")
-MODELS = ("lenet5", "mlp")
-KERNEL_INITS = (
-  "glorot_uniform",
-  "glorot_normal",
-  "he_uniform",
-  "he_normal",
-  "lecun_uniform",
-  "lecun_normal",
-)
 DTYPES = ("float32", "bfloat16")
+FAST_LAYERS = ("auto", "on", "off")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -37,13 +28,17 @@ def base_config() -> ml_collections.ConfigDict:
   """
   c = ml_collections.ConfigDict()
   c.model = "lenet5"  # or "mlp" (the deep MLP of the gradient studies)
-  c.activation = "relu"
+  c.activation = "relu"  # a registry spec, or "my_pkg.acts:fn" (imported, checked)
+  # Modules to import first, comma-separated: activations they register()
+  # can then be named in `activation` (e.g. "my_pkg.acts").
+  c.imports = ""
   c.kernel_init = "glorot_uniform"  # Keras's default, as in the tutorial
   c.mlp_depth = 10  # hidden layers of the MLP
   c.mlp_width = 128
   c.seed = 0
 
   # Data: TFDS cifar10 from data_dir ($TFDS_DATA_DIR or ~/tensorflow_datasets).
+  c.dataset = "cifar10"  # a key of actlab.build.DATASETS
   c.data_dir = ""
   c.download = True  # download and prepare if missing (needs internet)
   c.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
@@ -66,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 256
   c.num_epochs = 10
   c.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
+  # LeNet5's exact blocked convolutions (actlab.layers): "auto" uses them on
+  # XLA:CPU only, "on" everywhere they are exact, "off" never.
+  c.fast_layers = "auto"
 
   c.log_every_steps = 20
   c.keep_checkpoints = 3
@@ -255,15 +253,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("adam_b1", "adam_b2", "momentum"):
     _fraction(config, field)
   _positive_float(config, "adam_eps")
-  _one_of(config, "optimizer", OPTIMIZERS)
+  # Every named choice is a key of one of actlab.build's tables.
+  _one_of(config, "optimizer", build.choices(build.OPTIMIZERS))
   _one_of(config, "input_scaling", SCALINGS)
   _one_of(config, "dtype", DTYPES)
-  _one_of(config, "model", MODELS)
-  _one_of(config, "kernel_init", KERNEL_INITS)
+  _one_of(config, "model", build.choices(build.MODELS))
+  _one_of(config, "kernel_init", build.choices(build.INITIALIZERS))
+  _one_of(config, "dataset", build.choices(build.DATASETS))
+  _one_of(config, "fast_layers", FAST_LAYERS)
   if config.model == "mlp":
     for field in ("mlp_depth", "mlp_width"):
       _positive_int(config, field)
   try:
+    modules = [m.strip() for m in config.get("imports", "").split(",") if m.strip()]
+    activations.import_modules(modules)
     activations.get(config.activation)
   except ValueError as e:
     raise ConfigError(f"config.activation: {e}") from None

@@ -250,16 +250,6 @@ def _declares_deterministic(cls: type) -> bool:
     return False
 
 
-KERNEL_INITS = {
-    "glorot_uniform": nn.initializers.glorot_uniform(),
-    "glorot_normal": nn.initializers.glorot_normal(),
-    "he_uniform": nn.initializers.he_uniform(),
-    "he_normal": nn.initializers.he_normal(),
-    "lecun_uniform": nn.initializers.lecun_uniform(),
-    "lecun_normal": nn.initializers.lecun_normal(),
-}
-
-
 def count_params(params: Any) -> int:
   """Total number of scalars in a parameter pytree."""
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))

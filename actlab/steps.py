@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 from flax import struct
 from jax.sharding import NamedSharding
 
-from actlab import activations, data, diagnostics, distributed, models
+from actlab import diagnostics, distributed
 
 Array = jax.Array
 Metrics = dict[str, Array]
@@ -56,61 +54,6 @@ class TrainState(struct.PyTreeNode):
   nonfinite_kind: Array
   apply_fn: Callable[..., Array] = struct.field(pytree_node=False)
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
-
-
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The optimizer named by `config.optimizer` at `config.learning_rate`."""
-  lr = config.learning_rate
-  if config.optimizer == "adam":
-    return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
-  if config.optimizer == "adamw":
-    return optax.adamw(
-      lr,
-      b1=config.adam_b1,
-      b2=config.adam_b2,
-      eps=config.adam_eps,
-      weight_decay=config.weight_decay,
-    )
-  if config.optimizer == "momentum":
-    return optax.sgd(lr, momentum=config.momentum)
-  return optax.sgd(lr)
-
-
-def make_model(config: ml_collections.ConfigDict) -> nn.Module:
-  """The model described by `config`; the activation is resolved once, here."""
-  common = dict(
-    activation=activations.get(config.activation),
-    num_classes=data.cifar10.NUM_CLASSES,
-    kernel_init=models.KERNEL_INITS[config.kernel_init],
-    dtype=jnp.dtype(config.dtype),
-  )
-  if config.model == "mlp":
-    return models.MLP(depth=config.mlp_depth, width=config.mlp_width, **common)
-  return models.LeNet5(**common)
-
-
-def create_train_state(
-  config: ml_collections.ConfigDict, model: nn.Module, rng: Array
-) -> TrainState:
-  """Initialises parameters and optimizer state from `rng`."""
-  init_rng, train_rng = jax.random.split(rng)
-  x = jnp.zeros((1, *data.cifar10.IMAGE_SHAPE), jnp.float32)
-  params = model.init(init_rng, x)["params"]
-  tx = make_optimizer(config)
-  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731  (distinct buffers: donated)
-  return TrainState(
-    step=zero(),
-    epoch=zero(),
-    params=params,
-    opt_state=tx.init(params),
-    rng=jax.random.key_data(train_rng),
-    skipped_steps=zero(),
-    consecutive_skips=zero(),
-    first_nonfinite_step=jnp.full((), -1, jnp.int32),
-    nonfinite_kind=zero(),
-    apply_fn=model.apply,
-    tx=tx,
-  )
 
 
 def _loss_and_correct(logits: Array, labels: Array) -> tuple[Array, Array]:

@@ -220,7 +220,7 @@ def status(sweep_dir: Path, run: Run) -> str:
 
 def run_one(sweep_dir: Path, index: int) -> int:
   """Trains run `index` of the planned sweep in this process; an exit code."""
-  from actlab import train  # pylint: disable=g-import-not-at-top  (workers import late)
+  from actlab import faults, train  # pylint: disable=g-import-not-at-top  (workers import late)
   from actlab.workdir import WorkdirError  # pylint: disable=g-import-not-at-top
 
   p = Plan.load(sweep_dir)
@@ -236,7 +236,7 @@ def run_one(sweep_dir: Path, index: int) -> int:
   t0 = time.time()
   try:
     train.train_and_evaluate(run_config(p, run), workdir)
-  except train.Preempted as e:
+  except faults.Preempted as e:
     print(e, file=sys.stderr)
     return PREEMPTED_EXIT_CODE
   except WorkdirError as e:

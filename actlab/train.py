@@ -31,25 +31,11 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actlab import checkpoint, data, distributed, models, writers
+from actlab import build, checkpoint, data, distributed, models, writers
 from actlab import config as config_lib
 from actlab import steps as steps_lib
-from actlab.faults import (  # noqa: F401  (re-exported: the run's outcomes)
-  PREEMPTED_EXIT_CODE,
-  NonFiniteError,
-  NonFiniteGuard,
-  Preempted,
-  StopRequests,
-)
-from actlab.steps import (  # noqa: F401  (the public training API lives here too)
-  TrainState,
-  create_train_state,
-  epoch_permutation,
-  eval_step,
-  make_model,
-  make_optimizer,
-  train_step,
-)
+from actlab.faults import NonFiniteGuard, Preempted, StopRequests
+from actlab.steps import TrainState, epoch_permutation
 from actlab.workdir import WorkdirLock, check_config, prepare_workdir, write_config
 
 Array = jax.Array
@@ -168,12 +154,12 @@ def _run(
   # Standardisation statistics from the whole (global) training split.
   preprocess = make_preprocess(config, train_x)
 
-  model = make_model(config)
+  model = build.make_model(config)
   if lead:
     print(models.summary(model, data.cifar10.IMAGE_SHAPE), flush=True)
 
   def init(rng):
-    return saved_tree(create_train_state(config, model, rng))
+    return saved_tree(build.create_train_state(config, model, rng))
 
   # Created inside jit with a replicated output: the same on every device
   # and process, without a host round trip.
@@ -394,7 +380,7 @@ def restore_run(
   """
   workdir = Path(workdir)
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  like = create_train_state(config, make_model(config), jax.random.key(config.seed))
+  like = build.create_train_state(config, build.make_model(config), jax.random.key(config.seed))
   restored = checkpoint.Checkpoints(workdir).restore_latest(saved_tree(like))
   if restored is None:
     raise checkpoint.CheckpointError(f"{workdir} holds no checkpoint.")

@@ -17,7 +17,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from actlab import data, distributed, train
+from actlab import data, distributed, faults, train
 from actlab.checkpoint import CheckpointError
 from actlab.config import ConfigError
 from actlab.workdir import WorkdirError, free_space
@@ -29,7 +29,7 @@ EXPECTED = (
   WorkdirError,
   CheckpointError,
   WriterError,
-  train.NonFiniteError,
+  faults.NonFiniteError,
   data.DataNotFoundError,
   data.ChecksumError,
   data.SplitError,
@@ -67,9 +67,9 @@ def main(argv):
   workdir = Path(FLAGS.workdir).expanduser()
   try:
     train.train_and_evaluate(FLAGS.config, workdir, allow_config_change=FLAGS.allow_config_change)
-  except train.Preempted as e:
+  except faults.Preempted as e:
     print(e, file=sys.stderr)
-    sys.exit(train.PREEMPTED_EXIT_CODE)
+    sys.exit(faults.PREEMPTED_EXIT_CODE)
   except EXPECTED as e:
     sys.exit(f"error: {e}")
   except OSError as e:

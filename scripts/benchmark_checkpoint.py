@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 
-from actlab import checkpoint, config, steps, writers  # noqa: E402
+from actlab import build, checkpoint, config, writers  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
   args = parser.parse_args()
   shutil.rmtree(args.workdir, ignore_errors=True)
   c = config.base_config()
-  state = steps.create_train_state(c, steps.make_model(c), jax.random.key(0))
+  state = build.create_train_state(c, build.make_model(c), jax.random.key(0))
   tree = {"state": state, "epoch_totals": steps.zeros()}
   nbytes = sum(x.nbytes for x in jax.tree.leaves(tree))
   ckpt = checkpoint.Checkpoints(args.workdir, max_to_keep=3)

@@ -66,15 +66,15 @@ def bench_actlab(
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  from actlab import data, train
+  from actlab import build, data, train
   from actlab import steps as steps_lib
   from experiments.configs import lenet5_cifar10
 
   c = lenet5_cifar10.get_config()
-  model = train.make_model(c)
+  model = build.make_model(c)
   if fast is not None:
     model = model.clone(fast_layers=fast)
-  state = train.create_train_state(c, model, jax.random.key(0))
+  state = build.create_train_state(c, model, jax.random.key(0))
   x, y = _data(steps)
   x, y = jnp.asarray(x), jnp.asarray(y)
   order = jnp.arange(x.shape[0])

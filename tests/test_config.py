@@ -40,3 +40,34 @@ def test_early_stopping_needs_a_validation_split():
   c = activation_comparison.get_config()
   c.early_stopping_patience = 2
   config_lib.validate(c)
+
+
+def test_validation_accepts_exactly_the_build_tables_keys():
+  from actlab import build
+
+  for field, table in (
+    ("optimizer", build.OPTIMIZERS),
+    ("model", build.MODELS),
+    ("kernel_init", build.INITIALIZERS),
+    ("dataset", build.DATASETS),
+  ):
+    for name in table:
+      c = lenet5_cifar10.get_config()
+      setattr(c, field, name)
+      config_lib.validate(c)
+    c = lenet5_cifar10.get_config()
+    setattr(c, field, "not_in_the_table")
+    with pytest.raises(config_lib.ConfigError, match=f"config.{field}="):
+      config_lib.validate(c)
+
+
+def test_a_new_table_entry_is_a_new_choice(monkeypatch):
+  import optax
+
+  from actlab import build
+
+  monkeypatch.setitem(build.OPTIMIZERS, "lion", lambda c: optax.lion(c.learning_rate))
+  c = lenet5_cifar10.get_config()
+  c.optimizer = "lion"
+  config_lib.validate(c)
+  assert build.make_optimizer(c) is not None

@@ -8,7 +8,7 @@ import optax
 import pytest
 from test_train import small_config
 
-from actlab import activations, diagnostics, models, steps, train, writers
+from actlab import activations, build, diagnostics, models, steps, train, writers
 
 
 def _stats(spec, z, eps=0.01):
@@ -163,8 +163,8 @@ def test_diagnostics_on_or_off_leave_parameters_identical(fake_cifar10, tmp_path
 
 def test_diagnostics_step_reports_learnable_activation_preactivations():
   cfg = small_config(activation="prelu")
-  model = steps.make_model(cfg)
-  state = steps.create_train_state(cfg, model, jax.random.key(0))
+  model = build.make_model(cfg)
+  state = build.create_train_state(cfg, model, jax.random.key(0))
   batch = {"image": jnp.ones((8, 32, 32, 3)), "label": jnp.zeros(8, jnp.int32)}
   _, _, diag = jax.jit(steps.train_step_with_diagnostics, static_argnums=(2, 3))(
     state, batch, model.activation, 0.01
@@ -175,7 +175,7 @@ def test_diagnostics_step_reports_learnable_activation_preactivations():
 
 
 def _state_and_batch(model, n=8):
-  state = steps.create_train_state(small_config(), model, jax.random.key(0))
+  state = build.create_train_state(small_config(), model, jax.random.key(0))
   kx, ky = jax.random.split(jax.random.key(1))
   batch = {
     "image": jax.random.normal(kx, (n, 32, 32, 3)),

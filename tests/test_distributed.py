@@ -14,7 +14,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from test_train import small_config
 
-from actlab import data, steps, train, writers
+from actlab import build, data, steps, train, writers
 
 # Data-parallel runs sum gradients in another order than one device does;
 # after a few Adam steps parameters agree to this (float32) tolerance.
@@ -27,9 +27,9 @@ def _mesh(n):
 
 def _run_steps(mesh, num_steps=4, batch_size=16):
   cfg = small_config(batch_size=batch_size)
-  model = steps.make_model(cfg)
+  model = build.make_model(cfg)
   replicated = NamedSharding(mesh, P())
-  state = jax.jit(lambda r: steps.create_train_state(cfg, model, r), out_shardings=replicated)(
+  state = jax.jit(lambda r: build.create_train_state(cfg, model, r), out_shardings=replicated)(
     jax.random.key(0)
   )
   rng = np.random.default_rng(0)

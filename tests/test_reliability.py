@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, experiment_args, python_env, run_python
 from test_train import small_config
 
-from actlab import checkpoint, steps, train, writers
+from actlab import build, checkpoint, faults, steps, train, writers
 from actlab.workdir import WorkdirError, WorkdirLock
 
 STEPS_PER_EPOCH = 320 // 8  # fake_cifar10_large, batch 8
@@ -100,7 +100,7 @@ def test_sigterm_saves_exits_75_and_the_rerun_resumes_there(
   _wait_for(lambda: metrics.exists() and metrics.read_text().count("train_interval") >= 3, proc)
   proc.send_signal(signal.SIGTERM)
   _, err = proc.communicate(timeout=120)
-  assert proc.returncode == train.PREEMPTED_EXIT_CODE == 75, err[-3000:]
+  assert proc.returncode == faults.PREEMPTED_EXIT_CODE == 75, err[-3000:]
   (preempted,) = [r for r in writers.read_metrics(wd) if r["split"] == "preempted"]
   assert preempted["signal"] == "SIGTERM"
   assert f"Stopped by SIGTERM after step {preempted['step']}" in err
@@ -123,7 +123,7 @@ def test_divergence_stop_names_step_and_keeps_last_good_checkpoint(fake_cifar10,
   wd = tmp_path / "wd"
   bad = _diverge(data_dir, wd)
   good = _final_params(wd)
-  with pytest.raises(train.NonFiniteError) as err:
+  with pytest.raises(faults.NonFiniteError) as err:
     train.train_and_evaluate(bad, wd, allow_config_change=True)
   msg = str(err.value)
   # Step 6 applies the huge update (its own loss was finite); step 7 overflows.
@@ -139,7 +139,7 @@ def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, 
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"
   bad = _diverge(data_dir, wd, nonfinite_policy="skip", max_consecutive_skips=6, num_epochs=4)
-  with pytest.raises(train.NonFiniteError, match="consecutive steps had a non-finite"):
+  with pytest.raises(faults.NonFiniteError, match="consecutive steps had a non-finite"):
     train.train_and_evaluate(bad, wd, allow_config_change=True)
   records = writers.read_metrics(wd)
   skipped = [r["skipped"] for r in records if r["split"] == "train_interval"]
@@ -151,7 +151,7 @@ def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, 
 
 def test_skip_policy_leaves_params_untouched_on_nonfinite_batch():
   cfg = small_config(nonfinite_policy="skip")
-  state = steps.create_train_state(cfg, steps.make_model(cfg), jax.random.key(0))
+  state = build.create_train_state(cfg, build.make_model(cfg), jax.random.key(0))
   x = np.full((8, 32, 32, 3), np.nan, np.float32)
   new, m = jax.jit(steps.train_step)(state, {"image": x, "label": np.zeros(8, np.int32)})
   _assert_same_params(new, state)

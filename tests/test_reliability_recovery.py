@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_train import small_config
 
-from actlab import checkpoint, config, faults, steps, train, writers
+from actlab import build, checkpoint, config, faults, steps, train, writers
 from actlab.workdir import WorkdirError, prepare_workdir
 
 
@@ -146,7 +146,7 @@ def test_flipped_bit_in_a_checkpoint_is_detected_and_skipped(two_epochs, caplog)
 def test_nonfinite_update_from_finite_gradient_is_never_applied():
   # adam_eps=0: 0/0 wherever a gradient is exactly zero. A small MLP compiles fast.
   cfg = small_config(adam_eps=0.0, model="mlp", mlp_depth=1, mlp_width=8)
-  state = steps.create_train_state(cfg, steps.make_model(cfg), jax.random.key(0))
+  state = build.create_train_state(cfg, build.make_model(cfg), jax.random.key(0))
   x = np.zeros((8, 32, 32, 3), np.float32)  # zero inputs: many zero gradients
   new, m = jax.jit(steps.train_step)(state, {"image": x, "label": np.zeros(8, np.int32)})
   assert all(np.isfinite(a).all() for a in jax.tree.leaves((new.params, new.opt_state)))

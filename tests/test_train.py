@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from actlab import checkpoint, train, writers
+from actlab import build, checkpoint, steps, train, writers
 from experiments.configs import lenet5_cifar10
 
 
@@ -35,15 +35,15 @@ def test_train_step_golden_metrics():
   optimizer. Check the change is intended, then update the numbers.
   """
   c = small_config()
-  model = train.make_model(c)
-  state = train.create_train_state(c, model, jax.random.key(0))
+  model = build.make_model(c)
+  state = build.create_train_state(c, model, jax.random.key(0))
   x = jax.random.uniform(jax.random.key(1), (8, 32, 32, 3))
   y = jnp.arange(8) % 10
-  state, m = jax.jit(train.train_step)(state, {"image": x, "label": y})
+  state, m = jax.jit(steps.train_step)(state, {"image": x, "label": y})
   assert int(state.step) == 1
   assert float(m["count"]) == 8
   np.testing.assert_allclose(float(m["loss"]) / 8, 2.305101, rtol=1e-4)
-  _, m2 = jax.jit(train.train_step)(state, {"image": x, "label": y})
+  _, m2 = jax.jit(steps.train_step)(state, {"image": x, "label": y})
   np.testing.assert_allclose(float(m2["loss"]) / 8, 2.167671, rtol=1e-4)
 
 
@@ -89,9 +89,9 @@ def test_resume_continues_bit_for_bit(fake_cifar10, tmp_path):
 
 def test_epoch_order_depends_only_on_key_and_epoch():
   rng = jax.random.key_data(jax.random.key(3))
-  a = train.epoch_permutation(rng, jnp.int32(1), 100)
-  b = train.epoch_permutation(rng, jnp.int32(1), 100)
-  c = train.epoch_permutation(rng, jnp.int32(2), 100)
+  a = steps.epoch_permutation(rng, jnp.int32(1), 100)
+  b = steps.epoch_permutation(rng, jnp.int32(1), 100)
+  c = steps.epoch_permutation(rng, jnp.int32(2), 100)
   np.testing.assert_array_equal(a, b)
   assert sorted(np.asarray(a).tolist()) == list(range(100)) and not np.array_equal(a, c)
 
