@@ -66,7 +66,10 @@ def main(argv):
   logging.info("JAX devices: %s", jax.devices())
   workdir = Path(FLAGS.workdir).expanduser()
   try:
-    train.train_and_evaluate(FLAGS.config, workdir, allow_config_change=FLAGS.allow_config_change)
+    # The flag's text, not a Path: an empty --workdir must not become ".".
+    train.train_and_evaluate(
+      FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
+    )
   except faults.Preempted as e:
     print(e, file=sys.stderr)
     sys.exit(faults.PREEMPTED_EXIT_CODE)
