@@ -67,6 +67,50 @@ def initialize(
   )
 
 
+# XLA:CPU trains a small model faster as a data-parallel mesh of one device
+# per core than as one device multi-threaded over the same cores (LeNet5 on 2
+# cores: 1.46x, docs/benchmarks.md). More devices than this split the batch
+# thinner than has been measured.
+MAX_AUTO_CPU_DEVICES = 8
+
+
+def cpu_devices_for(batch_size: int, cores: int | None = None) -> int:
+  """One CPU device per core, at most MAX_AUTO_CPU_DEVICES, dividing the batch."""
+  if cores is None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+  n = max(1, min(cores, MAX_AUTO_CPU_DEVICES))
+  while batch_size % n:
+    n -= 1
+  return n
+
+
+def use_cpu_cores(batch_size: int, devices: int | str = "auto") -> int:
+  """Sets the number of JAX CPU devices of this process before JAX starts.
+
+  `devices`: a count, or "auto" for `cpu_devices_for(batch_size)` (one per
+  core the process may run on). Returns the count it set, or 0 when the
+  count was already fixed and it changed nothing: by XLA_FLAGS'
+  --xla_force_host_platform_device_count or jax_num_cpu_devices (for
+  "auto"), by a multi-process job (for "auto"), or because JAX's backends
+  have started. Only the CPU
+  backend is affected; on a GPU or TPU host the accelerators stay the
+  default devices, so the same command runs unchanged there.
+  """
+  forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+  if devices == "auto":
+    if forced or jax.config.jax_num_cpu_devices != -1 or in_cluster_job():
+      return 0
+    devices = cpu_devices_for(batch_size)
+  devices = int(devices)
+  if devices < 1:
+    raise ValueError(f"The number of CPU devices must be at least 1, got {devices}.")
+  try:
+    jax.config.update("jax_num_cpu_devices", devices)
+  except RuntimeError:  # backends already started: the count is fixed
+    return 0
+  return devices
+
+
 def is_lead() -> bool:
   """Process 0 writes logs, metrics and config files."""
   return jax.process_index() == 0

@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,31 @@ def resolve_workers(workers: str | int) -> int:
   return n
 
 
+def core_slots(cores: list[int], workers: int) -> list[list[int]]:
+  """The cores of each of `workers` concurrent workers: disjoint, round-robin."""
+  return [cores[k::workers] for k in range(workers)]
+
+
+def pinned_worker(
+  cpus: list[int] | None, environ: Mapping[str, str]
+) -> tuple[dict[str, str], Callable[[], None]]:
+  """A worker's environment and pre-exec hook, pinned to `cpus` unless None.
+
+  A pinned worker runs XLA single-threaded on its own core(s), so workers
+  never oversubscribe the machine; every worker dies with the sweep process.
+  """
+  env = dict(environ)
+  if cpus is not None:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+
+  def pre() -> None:
+    _die_with_parent()
+    if cpus is not None:
+      os.sched_setaffinity(0, cpus)
+
+  return env, pre
+
+
 def worker_command(sweep_dir: Path, index: int) -> list[str]:
   return [sys.executable, "-m", "actlab.sweep", "run", str(sweep_dir), f"--index={index}"]
 
@@ -294,7 +319,7 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
   runs = p.runs()
   cores = available_cores()
   pin = (workers > 1 and len(cores) >= workers) if pin is None else pin
-  slots = [cores[k::workers] for k in range(workers)] if pin else [None] * workers
+  slots = core_slots(cores, workers) if pin else [None] * workers
   outcome: dict[str, list[str]] = {k: [] for k in ("done", "skipped", "preempted", "busy", "failed")}
   todo = []
   for i, run in enumerate(runs):
@@ -325,16 +350,7 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
         d.mkdir(parents=True, exist_ok=True)
         log = open(d / LOG_FILE, "a")  # noqa: SIM115  (closed when the worker ends)
         cpus = slots[slot]
-        env = dict(os.environ)
-        if cpus is not None:
-          # One XLA thread pool per core: no oversubscription between workers.
-          env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
-
-        def pre(cpus=cpus):
-          _die_with_parent()
-          if cpus is not None:
-            os.sched_setaffinity(0, cpus)
-
+        env, pre = pinned_worker(cpus, os.environ)
         proc = subprocess.Popen(
           worker_command(sweep_dir, index), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pre
         )

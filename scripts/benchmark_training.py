@@ -3,8 +3,11 @@ r"""Training throughput of the tutorial's LeNet5: actlab (JAX) vs PyTorch vs Ker
 Also actlab variants against actlab itself: `actlab_jax_plain` (LeNet5 with
 `fast_layers=False`: nn.Conv + max_pool, as on GPU/TPU; `actlab_jax` runs the
 default, which on CPU is the blocked layers of actlab.layers),
-`actlab_jax_2dev` (the default model on a 2-device data-parallel mesh, one
-simulated CPU device per core), `actlab_jax_diagnostics` (every step computes
+`actlab_jax_1dev` (the default model on one CPU device multi-threaded over
+all cores, instead of the default one CPU device per core),
+`actlab_jax_2dev` (exactly 2 CPU devices, through XLA_FLAGS), `actlab_jax_per_core` (one single-threaded
+`actlab_jax` pinned to each core, as the sweep executor runs its workers,
+timed together: their summed images/s), `actlab_jax_diagnostics` (every step computes
 all diagnostics) and `actlab_jax_scan` (an epoch as one `lax.scan` program).
 
 Each measurement runs in its own subprocess (so the frameworks never share
@@ -52,15 +55,24 @@ def _data(n_batches: int):
 
 
 def bench_actlab(
-  steps: int, warmup: int, scan: bool = False, diagnose: bool = False, fast: bool | None = None
+  steps: int,
+  warmup: int,
+  scan: bool = False,
+  diagnose: bool = False,
+  fast: bool | None = None,
+  devices: int | str = "auto",
 ) -> dict[str, float]:
   """actlab's own jitted step over the on-device dataset, as train.py runs it.
 
   `diagnose`: every step also computes all per-layer diagnostics. `fast`:
-  LeNet5's `fast_layers` (None: its default).
+  LeNet5's `fast_layers` (None: its default). `devices`: CPU devices, as
+  `experiments/main.py --cpu_devices` (default: one per core).
   """
   import functools
 
+  from actlab import distributed
+
+  distributed.use_cpu_cores(BATCH, devices)
   import jax
   import jax.numpy as jnp
   from jax.sharding import NamedSharding
@@ -75,13 +87,15 @@ def bench_actlab(
   if fast is not None:
     model = model.clone(fast_layers=fast)
   state = build.create_train_state(c, model, jax.random.key(0))
+  mesh = train.make_mesh()
   x, y = _data(steps)
-  x, y = jnp.asarray(x), jnp.asarray(y)
+  # As train.py: the whole dataset on every device, each step gathers its batch.
+  x, y = distributed.replicate(x, mesh), distributed.replicate(y, mesh)
   order = jnp.arange(x.shape[0])
   common = dict(
     batch_size=BATCH,
     preprocess=functools.partial(data.scale_images, scaling="raw"),
-    batch_sharding=NamedSharding(train.make_mesh(), P("data")),
+    batch_sharding=NamedSharding(mesh, P("data")),
   )
   if scan:
     # The rejected design: a whole run of steps as one lax.scan program.
@@ -113,11 +127,26 @@ def bench_actlab(
       jax.block_until_ready(state)
       first = time.perf_counter() - t
   jax.block_until_ready(state)
+  _barrier()
   t = time.perf_counter()
   for i in range(steps):
     state, sums, *_ = step(state, sums, x, y, order, jnp.int32(i))
   jax.block_until_ready(state)
   return {"images_per_s": steps * BATCH / (time.perf_counter() - t), "first_step_s": first}
+
+
+def _barrier() -> None:
+  """With ACTLAB_BENCH_BARRIER=folder:n, waits until n measurements are warm.
+
+  Concurrent measurements (`actlab_jax_per_core`) then time the same window.
+  """
+  spec = os.environ.get("ACTLAB_BENCH_BARRIER")
+  if not spec:
+    return
+  folder, n = spec.rsplit(":", 1)
+  Path(folder, f"ready_{os.getpid()}").touch()
+  while len(list(Path(folder).glob("ready_*"))) < int(n):
+    time.sleep(0.005)
 
 
 def time_imports() -> dict[str, float]:
@@ -200,18 +229,19 @@ BENCHES = {
   "actlab_jax": bench_actlab,
   "actlab_jax_plain": lambda s, w: bench_actlab(s, w, fast=False),
   "actlab_jax_2dev": bench_actlab,
+  "actlab_jax_1dev": lambda s, w: bench_actlab(s, w, devices=1),
   "actlab_jax_scan": lambda s, w: bench_actlab(s, w, scan=True),
   "actlab_jax_diagnostics": lambda s, w: bench_actlab(s, w, diagnose=True),
   "pytorch": lambda s, w: {"images_per_s": bench_torch(s, w)},
   "keras_tensorflow": lambda s, w: {"images_per_s": bench_keras(s, w)},
   "import": lambda s, w: time_imports(),
+  "actlab_jax_per_core": lambda s, w: run_per_core(s, w),
 }
 # Extra environment of a measurement's subprocess.
 ENVS = {"actlab_jax_2dev": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}}
 
 
-def run_child(name: str, steps: int, warmup: int) -> dict[str, float]:
-  """One measurement (images/s and the like), in a fresh subprocess."""
+def _child_env(name: str) -> dict[str, str]:
   env = dict(
     os.environ,
     PYTHONPATH=str(ROOT),
@@ -220,16 +250,55 @@ def run_child(name: str, steps: int, warmup: int) -> dict[str, float]:
   )
   for key, value in ENVS.get(name, {}).items():
     env[key] = f"{env.get(key, '')} {value}".strip()
-  out = subprocess.run(
+  return env
+
+
+def _start_child(name: str, steps: int, warmup: int, env: dict[str, str], pre=None) -> subprocess.Popen:
+  return subprocess.Popen(
     [sys.executable, __file__, "--child", name, f"--steps={steps}", f"--warmup={warmup}"],
     env=env,
-    capture_output=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
     text=True,
-    check=False,
+    preexec_fn=pre,
   )
-  if out.returncode != 0:
-    raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
-  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _result(name: str, proc: subprocess.Popen) -> dict[str, float]:
+  out, err = proc.communicate()
+  if proc.returncode != 0:
+    raise RuntimeError(f"{name} failed:\n{err[-2000:]}")
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def run_child(name: str, steps: int, warmup: int) -> dict[str, float]:
+  """One measurement (images/s and the like), in a fresh subprocess."""
+  if name == "actlab_jax_per_core":
+    return run_per_core(steps, warmup)
+  return _result(name, _start_child(name, steps, warmup, _child_env(name)))
+
+
+def run_per_core(steps: int, warmup: int) -> dict[str, float]:
+  """The sweep executor's layout: one `actlab_jax` per core, pinned and
+  single-threaded exactly as `scripts/sweep.py --workers=auto` runs them,
+  timed over the same window; images/s is their sum.
+  """
+  import tempfile
+
+  from actlab import sweep
+
+  cores = sweep.available_cores() or [0]
+  with tempfile.TemporaryDirectory() as barrier:
+    procs = []
+    for cpus in sweep.core_slots(cores, len(cores)):
+      env, pre = sweep.pinned_worker(cpus, _child_env("actlab_jax"))
+      env["ACTLAB_BENCH_BARRIER"] = f"{barrier}:{len(cores)}"
+      procs.append(_start_child("actlab_jax", steps, warmup, env, pre))
+    results = [_result("actlab_jax_per_core", p) for p in procs]
+  return {
+    "images_per_s": sum(r["images_per_s"] for r in results),
+    "first_step_s": max(r["first_step_s"] for r in results),
+  }
 
 
 def main() -> None:

@@ -102,7 +102,7 @@ def test_epoch_order_depends_only_on_key_and_epoch():
     ({"batch_size": 0}, "config.batch_size must be a positive integer, got 0"),
     ({"batch_size": -8}, "config.batch_size must be a positive integer"),
     ({"num_epochs": 0}, "config.num_epochs must be a positive integer, got 0"),
-    ({"learning_rate": -1.0}, "config.learning_rate must be a positive number"),
+    ({"learning_rate": -1.0}, "config.learning_rate must be a positive finite number, got -1.0"),
     ({"activation": "rleu"}, "Unknown activation 'rleu'. Did you mean 'relu'?"),
     ({"activation": "elu(alpha="}, "Malformed activation spec"),
     ({"optimizer": "adagrad"}, "config.optimizer='adagrad' is not one of"),
