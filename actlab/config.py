@@ -1,10 +1,8 @@
-"""Config checks and the `:key=value,flag` variants of experiment configs."""
+"""The base config and its checks (presets and `:key=value` arguments: `actlab.presets`)."""
 
 from __future__ import annotations
 
-import ast
 import math
-from typing import Any
 
 import ml_collections
 
@@ -44,7 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
   c.train_split = "train"
   # The tutorial validates on the test split. Comparisons use
-  # `validation_protocol(c)`: select on train[45000:], test once.
+  # `presets.validation_protocol(c)`: select on train[45000:], test once.
   c.eval_split = "test"
   c.test_split = ""  # evaluated once, at the epoch selected on eval_split
   c.early_stopping_patience = 0  # epochs without a better eval accuracy; 0: off
@@ -79,95 +77,6 @@ def base_config() -> ml_collections.ConfigDict:
   # error naming the closest real one, never a silently ignored new field.
   c.lock()
   return c
-
-
-VALIDATION_TRAIN_SPLIT = "train[:45000]"
-VALIDATION_SPLIT = "train[45000:]"
-
-
-def validation_protocol(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Train on 45,000 images, select the epoch on the other 5,000, test once.
-
-  The test split is evaluated a single time, on the parameters of the epoch
-  with the highest validation accuracy, and reported as the `test` record.
-  """
-  c.train_split = VALIDATION_TRAIN_SPLIT
-  c.eval_split = VALIDATION_SPLIT
-  c.test_split = "test"
-  return c
-
-
-def apply_args(c: ml_collections.ConfigDict, arg: str | None) -> dict[str, Any]:
-  """Applies the common `:act=,epochs=,seed=,runlocal` arguments to `c`.
-
-  Returns the arguments it did not consume, for the config to handle.
-  """
-  args = parse_arg(arg)
-  if "act" in args:
-    c.activation = args.pop("act")
-  if "epochs" in args:
-    c.num_epochs = args.pop("epochs")
-  if "seed" in args:
-    c.seed = args.pop("seed")
-  if args.pop("runlocal", False):
-    if "epochs" in parse_arg(arg):
-      raise ConfigError(
-        "runlocal runs 1 epoch on 10% of the data; it contradicts epochs=. Drop one of them."
-      )
-    if c.test_split:
-      c.train_split, c.eval_split, c.test_split = "train[:4500]", "train[45000:45500]", "test[:10%]"
-    else:
-      c.train_split, c.eval_split = "train[:10%]", "test[:10%]"
-    c.num_epochs = 1
-  return args
-
-
-def apply_study_args(
-  c: ml_collections.ConfigDict, arg: str | None, default_activations: tuple[str, ...]
-) -> None:
-  """`apply_args` plus `acts=a+b+...`, the activations a study sweeps over
-  (stored as `c.activations`); any other argument is an error."""
-  args = apply_args(c, arg)
-  acts = args.pop("acts", None)
-  with c.unlocked():
-    c.activations = acts.split("+") if acts else list(default_activations)
-  reject_unknown(args, "acts=a+b+..., act=, epochs=, seed=, runlocal")
-
-
-def reject_unknown(args: dict[str, Any], accepted: str) -> None:
-  if args:
-    raise ConfigError(f"Unknown config argument(s) {sorted(args)}; this config takes {accepted}.")
-
-
-def parse_arg(arg: str | None) -> dict[str, Any]:
-  """`'act=tanh,epochs=3,runlocal'` -> {'act': 'tanh', 'epochs': 3, 'runlocal': True}.
-
-  Values are read as Python literals where they parse as one, else kept as
-  strings. A comma inside parentheses does not split, so `act=elu(alpha=0.5)`
-  works.
-  """
-  out: dict[str, Any] = {}
-  if not arg:
-    return out
-  parts, depth, cur = [], 0, ""
-  for ch in arg:
-    depth += (ch == "(") - (ch == ")")
-    if ch == "," and depth == 0:
-      parts.append(cur)
-      cur = ""
-    else:
-      cur += ch
-  parts.append(cur)
-  for part in filter(None, (p.strip() for p in parts)):
-    key, sep, value = part.partition("=")
-    if not sep:
-      out[key] = True
-      continue
-    try:
-      out[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      out[key] = value
-  return out
 
 
 def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:

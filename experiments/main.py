@@ -6,10 +6,12 @@ r"""Runs one experiment: a config file, a workdir.
 This is the only file that defines flags; everything else takes a config.
 """
 
+import difflib
 import errno
 import json
 import logging as pylogging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from ml_collections import config_flags
 
 from actlab import data, distributed, faults, train
 from actlab.checkpoint import CheckpointError
-from actlab.config import ConfigError
+from actlab.config import ConfigError, base_config
 from actlab.workdir import WorkdirError, free_space
 from actlab.writers import WriterError
 
@@ -94,16 +96,39 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return FLAGS(argv)
   except flags.Error as e:
+    unknown = re.search(r"flag '--?config\.([\w.]+)'", str(e))
+    if unknown:
+      sys.exit(_unknown_field(unknown.group(1), str(e)))
     sys.exit(f"error: {e}\nPass --helpfull to see the flags.")
   except (AttributeError, KeyError) as e:  # ml_collections on a field the config lacks
-    names = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
-    field = str(e).strip("\"'")
-    asked = next((n for n in names if n.split(".", 1)[1].split(".")[0] == field), None)
-    sys.exit(
-      f"error: the config has no field {field!r}"
-      + (f" ({asked})" if asked else "")
-      + "; see the config file and actlab/config.py base_config() for the fields."
+    text = str(e)
+    names = [
+      a.split("=", 1)[0].removeprefix("--config.") for a in argv[1:] if a.startswith("--config.")
+    ]
+    # The field named in the error, as the user spelt it (`learning_rat` is
+    # not `learning_rate`: whole words only).
+    asked = next(
+      (
+        n
+        for n in names
+        if any(re.search(rf"(?<![\w.]){re.escape(part)}(?!\w)", text) for part in n.split("."))
+      ),
+      None,
     )
+    sys.exit(_unknown_field(asked or text.splitlines()[0], text))
+
+
+def _unknown_field(field: str, message: str) -> str:
+  """The error for `--config.FIELD` when the config has no FIELD: the closest real field."""
+  hint = re.search(r'Did you mean "([\w.]+)"', message)
+  closest = [hint.group(1)] if hint else difflib.get_close_matches(
+    field.split(".")[-1], list(base_config().keys()), n=1
+  )
+  return (
+    f"error: the config has no field {field!r}"
+    + (f"; did you mean --config.{closest[0]}?" if closest else "")
+    + " See the config file and actlab/config.py base_config() for the fields."
+  )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 import pytest
 
 from actlab import config as config_lib
-from experiments.configs import activation_comparison, lenet5_cifar10
+from actlab import presets
+from experiments.configs import activation_comparison, dying_relu, lenet5_cifar10
 
 
 def test_misspelt_field_is_refused_with_the_closest_name():
@@ -19,6 +20,23 @@ def test_contradictory_presets_are_an_error():
     lenet5_cifar10.get_config("act=tanh,epochs=3,runlocal")
   c = lenet5_cifar10.get_config("act=tanh,runlocal")
   assert (c.activation, c.num_epochs, c.train_split) == ("tanh", 1, "train[:10%]")
+  with pytest.raises(config_lib.ConfigError, match="runlocal .* contradicts epochs"):
+    dying_relu.get_config("epochs=2,runlocal")
+
+
+def test_experiment_configs_are_the_packages_presets():
+  assert lenet5_cifar10.get_config("act=tanh,seed=3").to_dict() == presets.tutorial(
+    "act=tanh,seed=3"
+  ).to_dict()
+  local = presets.runlocal(presets.validation_protocol(config_lib.base_config())).to_dict()
+  study = activation_comparison.get_config("runlocal").to_dict()
+  assert study.pop("activations")[0] == "relu"
+  assert study == local
+  assert (local["num_epochs"], local["train_split"], local["test_split"]) == (
+    1, "train[:4500]", "test[:10%]"
+  )
+  with pytest.raises(config_lib.ConfigError, match=r"Unknown config argument\(s\) \['epoch'\]"):
+    presets.tutorial("epoch=3")
 
 
 def test_validation_protocol_keeps_test_out_of_selection():
@@ -44,12 +62,14 @@ def test_early_stopping_needs_a_validation_split():
 
 def test_validation_accepts_exactly_the_build_tables_keys():
   from actlab import build
+  from actlab.data.cifar10 import SCALINGS
 
   for field, table in (
     ("optimizer", build.OPTIMIZERS),
     ("model", build.MODELS),
     ("kernel_init", build.INITIALIZERS),
     ("dataset", build.DATASETS),
+    ("input_scaling", SCALINGS),
   ):
     for name in table:
       c = lenet5_cifar10.get_config()

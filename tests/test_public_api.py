@@ -8,6 +8,7 @@ install -e .`), never from the repository root or the current directory.
 the same way.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -37,20 +38,34 @@ def run_outside(
   (and any command it starts) can import them: `where` is the only entry of
   PYTHONPATH. Fails the test with the process's output unless it exits 0.
   """
-  for rel, source in {**(files or {}), "script.py": script}.items():
+  proc = run_command_outside(
+      where, "script.py", *args, files={**(files or {}), "script.py": script}, timeout=timeout
+  )
+  _assert_ok(proc)
+  return proc
+
+
+def run_command_outside(
+    where: Path, *argv: str, files: dict[str, str] | None = None, timeout: float = 600,
+) -> subprocess.CompletedProcess:
+  """`python *argv` with `where` as working directory and only entry of
+  PYTHONPATH, after writing `files` there; returns the finished process."""
+  for rel, source in (files or {}).items():
     path = where / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(source))
   env = dict(os.environ, PYTHONPATH=str(where), JAX_PLATFORMS="cpu")
-  proc = subprocess.run(
-      [sys.executable, "script.py", *args], cwd=where, env=env,
+  return subprocess.run(
+      [sys.executable, *argv], cwd=where, env=env,
       capture_output=True, text=True, timeout=timeout,
   )
+
+
+def _assert_ok(proc: subprocess.CompletedProcess) -> None:
   assert proc.returncode == 0, (
       f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n"
       f"--- stderr\n{proc.stderr[-6000:]}"
   )
-  return proc
 
 
 # Every script starts by making sure it sees the installed package.
@@ -239,3 +254,201 @@ from actlab.activations import Entry, register
 register(Entry("softer_relu", jax.nn.softplus, jax.nn.sigmoid))
 """,
   })
+
+
+def test_any_activation_trains_in_both_models_with_its_own_parameters_per_site(outside):
+  """Strings, functions, flax's PReLU, a user's Module class and instance."""
+  run_outside(outside, PRELUDE + """
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from actlab import models
+
+
+class Scaled(nn.Module):
+  # A user's activation with a plain __call__(x): tanh(s * x), s learned.
+  @nn.compact
+  def __call__(self, x):
+    return jnp.tanh(self.param("scale", nn.initializers.constant(0.5), ()) * x)
+
+
+instance = Scaled()
+# (activation, site name prefix or None, scalars per site)
+KINDS = {
+    "spec string": ("leaky_relu(negative_slope=0.2)", None, 0),
+    "module:attribute spec": ("my_acts:soft_clip", None, 0),
+    "function": (jnp.tanh, None, 0),
+    "flax PReLU": (nn.PReLU, "prelu", 1),
+    "user class": (Scaled, "scaled", 1),
+    "user instance": (instance, "scaled", 1),
+}
+MODELS = {
+    "LeNet5": (lambda a: models.LeNet5(activation=a), (32, 32, 3), 4),
+    "MLP": (lambda a: models.MLP(activation=a, depth=3, width=32), (8, 8, 3), 3),
+}
+for model_name, (make, shape, n_sites) in MODELS.items():
+  kx, ky = jax.random.split(jax.random.key(1))
+  x = jax.random.normal(kx, (8, *shape))
+  y = jax.random.randint(ky, (8,), 0, 10)
+  plain = make("relu").init(jax.random.key(0), x[:1])["params"]
+  for kind, (act, prefix, per_site) in KINDS.items():
+    case = f"{model_name} / {kind}"
+    model = make(act)
+    params = model.init(jax.random.key(0), x[:1])["params"]
+    sites = sorted(k for k in params if prefix and (k == prefix or k.startswith(prefix + "_")))
+    assert len(sites) == (n_sites if prefix else 0), (case, sorted(params))
+    assert set(params) == set(plain) | set(sites), case
+    for site in sites:
+      assert sum(np.size(p) for p in jax.tree.leaves(params[site])) == per_site, (case, site)
+    extra = len(sites) * per_site
+    assert models.count_params(params) == models.count_params(plain) + extra, case
+
+    tx = optax.adam(1e-3)
+    cross_entropy = optax.softmax_cross_entropy_with_integer_labels
+    loss_and_grads = jax.jit(jax.value_and_grad(
+        lambda p: cross_entropy(model.apply({"params": p}, x, train=True), y).mean()))
+    p, opt, losses = params, tx.init(params), []
+    for _ in range(20):  # 20 optax steps
+      loss, grads = loss_and_grads(p)
+      updates, opt = tx.update(grads, opt, p)
+      p = optax.apply_updates(p, updates)
+      losses.append(float(loss))
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], (case, losses)
+    # Each site learnt its own parameter: none is shared between sites.
+    learnt = [float(jax.tree.leaves(p[site])[0]) for site in sites]
+    assert len(set(learnt)) == len(sites), (case, learnt)
+    print(case, f"{losses[0]:.3f} -> {losses[-1]:.3f}", sites)
+# The user's instance was cloned per site, never bound to a model itself.
+assert instance.parent is None and instance.name is None, (instance.parent, instance.name)
+print("ok")
+""", files={"my_acts.py": """
+import jax.numpy as jnp
+
+
+def soft_clip(x):
+  return x / (1.0 + jnp.abs(x))
+"""})
+
+
+USER_ACTIVATION = {
+    "my_pkg/__init__.py": "",
+    "my_pkg/acts.py": """
+import jax.numpy as jnp
+
+
+def soft_clip(x):
+  \"\"\"x / (1 + |x|), the softsign.\"\"\"
+  return x / (1.0 + jnp.abs(x))
+""",
+}
+SPEC = "my_pkg.acts:soft_clip"
+# 40 fake CIFAR-10 training images in batches of 16: two steps, one epoch.
+TINY_RUN = [
+    "--config.download=False", "--config.input_scaling=unit", "--config.batch_size=16",
+    "--config.num_epochs=1", "--config.log_every_steps=1",
+]
+
+
+def test_experiment_and_sweep_commands_take_a_users_activation(outside, fake_cifar10):
+  data_dir, _ = fake_cifar10
+  main = run_command_outside(
+      outside, str(ROOT / "experiments/main.py"),
+      f"--config={ROOT / 'experiments/configs/lenet5_cifar10.py'}",
+      f"--workdir={outside / 'run'}", f"--config.activation={SPEC}",
+      f"--config.data_dir={data_dir}", *TINY_RUN, files=USER_ACTIVATION,
+  )
+  _assert_ok(main)
+  summary = json.loads(main.stdout[main.stdout.index("{"):])
+  assert summary["epochs"] == 1 and 0 <= summary["final_eval_accuracy"] <= 1, summary
+  assert json.loads((outside / "run/config.json").read_text())["activation"] == SPEC
+
+  sweep = run_command_outside(
+      outside, str(ROOT / "scripts/sweep.py"),
+      f"--config={ROOT / 'experiments/configs/activation_comparison.py'}",
+      "--only=relu", "--seeds=1", "--workers=1", f"--workdir={outside / 'sweep'}",
+      f"--config.activation={SPEC}", f"--config.data_dir={data_dir}", *TINY_RUN,
+      "--config.train_split=train[:32]", "--config.eval_split=train[32:]",
+      "--config.test_split=test",
+  )
+  _assert_ok(sweep)
+  assert "done: 1" in sweep.stdout, sweep.stdout
+  run = outside / "sweep/relu/seed_0"
+  assert json.loads((run / "config.json").read_text())["activation"] == SPEC
+  done = json.loads((run / "done.json").read_text())
+  assert done["selected_epoch"] == 1 and 0 <= done["test_accuracy"] <= 1, done
+
+
+def test_presets_come_from_the_package_and_misspelt_fields_are_refused(outside):
+  run_outside(outside, PRELUDE + """
+from actlab import presets
+from actlab.config import ConfigError, base_config
+
+c = presets.tutorial("act=tanh,runlocal")
+assert (c.activation, c.num_epochs, c.train_split) == ("tanh", 1, "train[:10%]")
+c = presets.runlocal(presets.validation_protocol(base_config()))
+assert (c.num_epochs, c.eval_split, c.test_split) == (1, "train[45000:45500]", "test[:10%]")
+try:
+  presets.tutorial("epochs=3,runlocal")
+except ConfigError as e:
+  assert "contradicts epochs=" in str(e), e
+else:
+  raise AssertionError("epochs=3 with runlocal was accepted")
+try:
+  c.epochs = 3
+except AttributeError as e:
+  assert 'Did you mean "num_epochs"' in str(e), e
+else:
+  raise AssertionError("a misspelt field was added to the config")
+print("ok")
+""")
+  bad = run_command_outside(
+      outside, str(ROOT / "experiments/main.py"),
+      f"--config={ROOT / 'experiments/configs/lenet5_cifar10.py'}",
+      f"--workdir={outside / 'run'}", "--config.learning_rat=0.1",
+  )
+  assert bad.returncode != 0
+  assert "no field 'learning_rat'; did you mean --config.learning_rate?" in bad.stderr, bad.stderr
+  assert "Traceback" not in bad.stderr and not (outside / "run").exists()
+
+
+def test_train_and_evaluate_takes_research_codes_own_model_optimizer_and_arrays(outside):
+  run_outside(outside, PRELUDE + """
+import json
+
+import flax.linen as nn
+import numpy as np
+import optax
+
+from actlab import presets, train
+from actlab.workdir import WorkdirError
+
+
+class TwoLayer(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(3)(nn.relu(nn.Dense(16)(x.reshape((x.shape[0], -1)))))
+
+
+rng = np.random.default_rng(0)
+data = {
+    "train": (rng.normal(size=(32, 4, 4, 3)).astype(np.float32), rng.integers(0, 3, 32)),
+    "eval": (rng.normal(size=(8, 4, 4, 3)).astype(np.float32), rng.integers(0, 3, 8)),
+}
+config = presets.tutorial()
+config.batch_size, config.num_epochs, config.log_every_steps = 8, 2, 4
+state = train.train_and_evaluate(config, "wd", model=TwoLayer(), tx=optax.sgd(0.05), data=data)
+assert (int(state.step), int(state.epoch)) == (8, 2)
+custom = json.load(open("wd/config.json"))["custom"]
+assert custom["model"]["class"] == "__main__.TwoLayer" and custom["data"]["num_classes"] == 3
+assert train.final_summary("wd")["epochs"] == 2
+try:
+  train.train_and_evaluate(config, "wd", model=TwoLayer(), tx=optax.adam(1e-3), data=data)
+except WorkdirError as e:
+  assert "custom.optimizer" in str(e), e
+else:
+  raise AssertionError("a run continued with another optimizer")
+print("ok")
+""")

@@ -15,7 +15,8 @@ stream and the data order (paired). `:acts=relu+tanh` chooses the list,
 
 import ml_collections
 
-from actlab import config as config_lib
+from actlab import presets
+from actlab.config import base_config
 
 DEFAULT_ACTIVATIONS = (
   "relu",
@@ -32,8 +33,8 @@ DEFAULT_ACTIVATIONS = (
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = config_lib.validation_protocol(config_lib.base_config())
-  config_lib.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
+  c = presets.validation_protocol(base_config())
+  presets.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
   return c
 
 

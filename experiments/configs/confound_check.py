@@ -18,7 +18,8 @@ activation_comparison.py's; compare the two rankings at the same seeds.
 
 import ml_collections
 
-from actlab import config as config_lib
+from actlab import presets
+from actlab.config import base_config
 
 INITIALISERS = {
   "relu": "he_normal",
@@ -35,9 +36,9 @@ DEFAULT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = config_lib.validation_protocol(config_lib.base_config())
+  c = presets.validation_protocol(base_config())
   c.input_scaling = "standardize"
-  config_lib.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
+  presets.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
   return c
 
 

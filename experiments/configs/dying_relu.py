@@ -16,7 +16,8 @@ Measured: docs/findings.md.
 
 import ml_collections
 
-from actlab import config as config_lib
+from actlab import presets
+from actlab.config import base_config
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu")
 LEARNING_RATES = (1e-3, 1e-2)
@@ -24,7 +25,7 @@ LEARNING_RATES = (1e-3, 1e-2)
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """MLP, 5 hidden layers of 256, standardised inputs, diagnostics on."""
-  c = config_lib.validation_protocol(config_lib.base_config())
+  c = presets.validation_protocol(base_config())
   c.model = "mlp"
   c.mlp_depth = 5
   c.mlp_width = 256
@@ -33,9 +34,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_epochs = 3
   c.diagnostics = True
   c.diagnostics_every_steps = 13
-  args = config_lib.apply_args(c, arg)
+  args = presets.apply_args(c, arg)
   c.learning_rate = float(args.pop("lr", c.learning_rate))
-  config_lib.reject_unknown(args, "act=, lr=, epochs=, seed=, runlocal")
+  presets.reject_unknown(args, "lr=, " + presets.COMMON_ARGS)
   return c
 
 

@@ -17,18 +17,19 @@ on CIFAR-10), well below relu. Measured: docs/findings.md.
 
 import ml_collections
 
-from actlab import config as config_lib
+from actlab import presets
+from actlab.config import base_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = config_lib.base_config()
+  c = base_config()
   c.model = "mlp"
   c.mlp_depth = 3
   c.mlp_width = 256
   c.activation = "identity"
   c.input_scaling = "standardize"
   c.num_epochs = 5
-  config_lib.reject_unknown(config_lib.apply_args(c, arg), "act=, epochs=, seed=, runlocal")
+  presets.reject_unknown(presets.apply_args(c, arg))
   return c
 
 

@@ -22,7 +22,8 @@ docs/findings.md.
 
 import ml_collections
 
-from actlab import config as config_lib
+from actlab import presets
+from actlab.config import base_config
 
 # (name, activation, kernel initialiser)
 CONDITIONS = (
@@ -36,16 +37,16 @@ DEPTHS = (5, 10, 20, 30)
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """MLP of `depth` hidden layers (128 wide), Glorot init, diagnostics on."""
-  c = config_lib.validation_protocol(config_lib.base_config())
+  c = presets.validation_protocol(base_config())
   c.model = "mlp"
   c.mlp_width = 128
   c.input_scaling = "standardize"
   c.num_epochs = 2
   c.diagnostics = True
   c.diagnostics_every_steps = 13  # 15 records per 195-step epoch, step 0 included
-  args = config_lib.apply_args(c, arg)
+  args = presets.apply_args(c, arg)
   c.mlp_depth = args.pop("depth", 20)
-  config_lib.reject_unknown(args, "act=, depth=, epochs=, seed=, runlocal")
+  presets.reject_unknown(args, "depth=, " + presets.COMMON_ARGS)
   return c
 
 
