@@ -31,8 +31,10 @@ def test_data_import_command_then_experiment_with_flag_overrides(tmp_path, fake_
     "--config.download=False",
     "--config.batch_size=8",
     "--config.num_epochs=2",
+    "--cpu_devices=2",
   )
   assert out.returncode == 0, out.stderr[-3000:]
+  assert "JAX devices: 2 cpu" in out.stdout
   assert "Total params: 697,046" in out.stdout
   assert "Epoch 2/2" in out.stdout and "val_acc:" in out.stdout and "ms/step" in out.stdout
   summary = json.loads(out.stdout[out.stdout.rindex("{") :])
@@ -58,6 +60,14 @@ def test_experiment_refuses_bad_override(tmp_path):
   )
   assert out.returncode != 0
   assert "config.batch_size must be a positive integer, got -1" in out.stderr
+  out = run(
+    "experiments/main.py",
+    "--config=experiments/configs/lenet5_cifar10.py",
+    f"--workdir={tmp_path / 'wd'}",
+    "--cpu_devices=two",
+  )
+  assert out.returncode == 1 and "--cpu_devices='two': give 'auto' or a positive number" in out.stderr
+  assert not (tmp_path / "wd").exists()
 
 
 def test_experiment_offline_without_data_says_what_to_do(tmp_path):
