@@ -254,6 +254,7 @@ def vanishing(runs: Path) -> str:
         cols.append(f"{s.mean:+.2f} ± {s.half_width:.2f}")
     acc = stats.summarize([r.val_accuracy for r in ok.values()])
     rows.append(f"| {c} | {len(ok)} | {' | '.join(cols)} | {ci(acc)} |")
+  contrasts = _he_vs_glorot(sweep)
   return f"""## 3. Vanishing gradients by depth and initialiser (`vanishing_gradients.py`)
 
 ```bash
@@ -269,7 +270,37 @@ Values are log10 of first-layer over last-hidden-layer norm (0 = no
 vanishing; −3 = a thousandfold smaller), mean ± 95% t-interval over seeds.
 
 {chr(10).join(rows)}
+
+He normal against Glorot uniform for the ReLU MLPs, paired by seed, Holm over
+the {len(contrasts)} comparisons:
+
+| depth | measure | He − Glorot [95% CI] | paired t p | Holm p |
+|---:|---|---:|---:|---:|
+{chr(10).join(contrasts)}
 """
+
+
+def _he_vs_glorot(sweep: stats.Sweep) -> list[str]:
+  """Paired He - Glorot differences of the ReLU MLPs, per depth, Holm-adjusted."""
+  measures = {
+    "log10 ‖∂L/∂z‖ first/last at init": lambda r: _log10_ratio(r, "backprop_norm", 0),
+    "val acc after training": lambda r: r.val_accuracy,
+  }
+  found = []
+  for c in sweep.conditions:
+    if not c.startswith("relu_he_d") or "relu_d" + c.removeprefix("relu_he_d") not in sweep.conditions:
+      continue
+    depth = c.removeprefix("relu_he_d")
+    he, glorot = sweep.ok_runs(c), sweep.ok_runs("relu_d" + depth)
+    for label, value in measures.items():
+      a = {s: value(r) for s, r in he.items()}
+      b = {s: value(r) for s, r in glorot.items()}
+      found.append((int(depth), label, stats.paired_comparison(a, b, "he", "glorot")))
+  adjusted = stats.holm([k.t_p for _, _, k in found]) if found else []
+  return [
+    f"| {d} | {label} | {k.mean_diff:+.3f} [{k.ci_low:+.3f}, {k.ci_high:+.3f}] | {fmt_p(k.t_p)} | {fmt_p(p)} |"
+    for (d, label, k), p in zip(found, adjusted)
+  ]
 
 
 def dying(runs: Path, born: dict) -> str:
