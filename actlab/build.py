@@ -11,18 +11,25 @@ table is all it takes to make a new choice available from the command line:
 `make_model`, `make_optimizer` and `create_train_state` turn a config into a
 model, an optax transformation and an initial `TrainState`; the last also
 takes a research project's own model and optax transformation.
+`in_memory_splits` and `load_tfds` turn a project's own arrays or a TFDS
+name into the splits a run trains on, and `describe_parts` says in plain
+values which parts a run took from its caller (recorded in config.json).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import hashlib
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from actlab import activations, data, models
@@ -138,6 +145,179 @@ def create_train_state(
     consecutive_skips=zero(),
     first_nonfinite_step=jnp.full((), -1, jnp.int32),
     nonfinite_kind=zero(),
-    apply_fn=model.apply,
+    apply_fn=apply_fn(model),
     tx=tx,
   )
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithoutTrain:
+  """`model.apply` for a model whose `__call__` takes no `train` argument."""
+
+  apply: Callable[..., Any]
+
+  def __call__(self, variables: Any, *args: Any, train: bool = False, **kwargs: Any) -> Any:
+    del train
+    return self.apply(variables, *args, **kwargs)
+
+
+def apply_fn(model: nn.Module) -> Callable[..., Any]:
+  """`model.apply`, taking `train=` whether or not the model's `__call__` does
+  (actlab's models do; a research project's two-layer network need not)."""
+  try:
+    takes_train = "train" in inspect.signature(type(model).__call__).parameters
+  except (TypeError, ValueError):
+    takes_train = True
+  return model.apply if takes_train else _WithoutTrain(model.apply)
+
+
+# ----------------------------------------------------------------------------
+# A research project's own data and parts
+# ----------------------------------------------------------------------------
+
+# {"train": (images, labels), "eval": (images, labels)[, "test": ...]} or
+# (train, eval[, test]); images (N, H, W, C), integer labels (N,).
+InMemoryData = Mapping[str, Any] | Sequence[Any]
+SPLIT_ROLES = ("train", "eval", "test")
+
+
+def _split(role: str, pair: Any) -> data.Split:
+  try:
+    images, labels = pair
+  except (TypeError, ValueError):
+    raise TypeError(
+      f"data[{role!r}] must be a pair (images, labels), got {type(pair).__name__}."
+    ) from None
+  images, labels = np.asarray(images), np.asarray(labels)
+  if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or not len(labels):
+    raise ValueError(
+      f"data[{role!r}]: expected images (N, height, width, channels) and labels (N,)"
+      f" with N > 0, got shapes {images.shape} and {labels.shape}."
+    )
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(
+      f"data[{role!r}]: labels must be integers (class indices), got {labels.dtype}."
+    )
+  return data.Split(images, labels.astype(np.int32))
+
+
+def in_memory_splits(arrays: InMemoryData) -> tuple[data.Split, data.Split, data.Split | None]:
+  """(train, eval, test or None) from a project's own arrays.
+
+  `arrays` is `{"train": (images, labels), "eval": (images, labels)}` (with
+  an optional `"test"`, evaluated once at the epoch selected on eval) or the
+  tuple `(train, eval[, test])`. Images are used as given under
+  `config.input_scaling="raw"` ("unit" divides by 255; "standardize" uses
+  the training images' channel statistics).
+  """
+  if isinstance(arrays, Mapping):
+    unknown = sorted(set(arrays) - set(SPLIT_ROLES))
+    if unknown or "train" not in arrays or "eval" not in arrays:
+      raise ValueError(
+        f"data has the keys {sorted(arrays)}; expected 'train' and 'eval' (and optionally 'test')."
+      )
+    pairs = [arrays.get(role) for role in SPLIT_ROLES]
+  else:
+    pairs = list(arrays) + [None]
+    if len(pairs) not in (3, 4):
+      raise ValueError(f"data as a sequence is (train, eval[, test]); got {len(pairs) - 1} items.")
+  train, evals, test = (
+    _split(role, pair) if pair is not None else None for role, pair in zip(SPLIT_ROLES, pairs)
+  )
+  shapes = {s.images.shape[1:] for s in (train, evals, test) if s is not None}
+  if len(shapes) > 1:
+    raise ValueError(f"data: the splits' images differ in shape: {sorted(shapes)}.")
+  return train, evals, test
+
+
+def load_tfds(
+  name: str, split: str, data_dir: str | os.PathLike | None = None, *, download: bool = True
+) -> data.Split:
+  """An image-classification split of any TFDS dataset with `image` and
+  `label` features, read whole into memory (CIFAR-10: `data.load`)."""
+  if name == "cifar10":
+    return data.load(split, data_dir, download=download)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  if download:
+    tfds.builder(name, data_dir=data_dir).download_and_prepare()
+  source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  records = [source[i] for i in range(len(source))]
+  if not records:
+    raise data.SplitError(f"The split {split!r} of {name} selects no examples.")
+  return data.Split(
+    np.stack([np.asarray(r["image"]) for r in records]),
+    np.asarray([r["label"] for r in records], np.int32),
+  )
+
+
+def num_classes_of(*labels: np.ndarray) -> int:
+  """The number of classes `labels` need: the largest label + 1."""
+  return int(max(int(np.max(y)) for y in labels)) + 1
+
+
+def _digest(*arrays: np.ndarray) -> str:
+  h = hashlib.sha256()
+  for a in arrays:
+    h.update(str((a.shape, a.dtype.str)).encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()[:16]
+
+
+def _state_kinds(tree: Any) -> str:
+  """`'ScaleByAdamState, EmptyState'`: the node types of an optimizer state."""
+  if isinstance(tree, (tuple, list)) and not hasattr(tree, "_fields"):
+    return ", ".join(filter(None, (_state_kinds(t) for t in tree)))
+  return type(tree).__name__
+
+
+def describe_parts(
+  model: nn.Module,
+  input_shape: tuple[int, ...],
+  *,
+  own_model: bool,
+  tx: optax.GradientTransformation | None,
+  data_arg: str | InMemoryData | None,
+  splits: Sequence[data.Split | None],
+  num_classes: int | None = None,
+) -> dict[str, Any] | None:
+  """What a run took from its caller instead of its config, as plain values.
+
+  None when every part comes from the config. Otherwise one entry per part
+  (`"config"` for those that do come from the config): the caller's model's
+  class, parameter count and a digest of its parameter shapes; the caller's
+  optimizer's state structure (an optax transformation does not expose its
+  hyperparameters); the TFDS name, or each split's size, shape and a digest
+  of its bytes, with the number of classes they give the config's model.
+  `model` is the model the run trains, `own_model` whether the caller
+  brought it.
+  """
+  if not own_model and tx is None and data_arg is None:
+    return None
+  x = jnp.zeros((1, *input_shape), jnp.float32)
+  params = jax.eval_shape(lambda k: model.init(k, x)["params"], jax.random.key(0))
+  out: dict[str, Any] = {"model": "config", "optimizer": "config", "data": "config"}
+  if own_model:
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    shapes = "\n".join(f"{jax.tree_util.keystr(p)}:{v.shape}" for p, v in flat)
+    out["model"] = {
+      "class": f"{type(model).__module__}.{type(model).__qualname__}",
+      "parameters": int(sum(np.prod(v.shape) for _, v in flat)),
+      "shapes_sha256": hashlib.sha256(shapes.encode()).hexdigest()[:16],
+    }
+  if tx is not None:
+    out["optimizer"] = {"state": _state_kinds(jax.eval_shape(tx.init, params))}
+  if isinstance(data_arg, str):
+    out["data"] = {"tfds": data_arg, "num_classes": num_classes}
+  elif data_arg is not None:
+    out["data"] = {"num_classes": num_classes} | {
+      role: {
+        "examples": len(s.labels),
+        "image_shape": "x".join(map(str, s.images.shape[1:])),
+        "dtype": s.images.dtype.name,
+        "sha256": _digest(s.images, s.labels),
+      }
+      for role, s in zip(SPLIT_ROLES, splits)
+      if s is not None
+    }
+  return out

@@ -24,10 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -36,7 +38,13 @@ from actlab import config as config_lib
 from actlab import steps as steps_lib
 from actlab.faults import NonFiniteGuard, Preempted, StopRequests
 from actlab.steps import TrainState, epoch_permutation
-from actlab.workdir import WorkdirLock, check_config, prepare_workdir, write_config
+from actlab.workdir import (
+  WorkdirError,
+  WorkdirLock,
+  check_config,
+  prepare_workdir,
+  write_config,
+)
 
 Array = jax.Array
 
@@ -56,25 +64,43 @@ def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:
 
 def load_splits(
   config: ml_collections.ConfigDict,
+  data_arg: str | build.InMemoryData | None = None,
 ) -> tuple[data.Split, data.Split, data.Split | None]:
   """This process's slice of the train split, the whole eval and test splits.
 
   Eval and test are small (at most 10,000 images) and read whole by every
   process, so their metrics are exact for any number of processes. The test
   split is None when `config.test_split` is empty (the tutorial's protocol).
+  `data_arg` replaces the config's dataset: a TFDS name (read with the
+  config's split names) or in-memory arrays (`build.in_memory_splits`).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  kw = dict(
-    data_dir=config.data_dir or None,
-    download=config.download,
-    archive=config.archive or None,
-  )
+  if data_arg is not None and not isinstance(data_arg, str):
+    train, evals, test = build.in_memory_splits(data_arg)
+    return _process_slice(train), evals, test
+  if data_arg is not None:
+    kw = dict(data_dir=config.data_dir or None, download=config.download)
+    load = functools.partial(build.load_tfds, data_arg)
+  else:
+    kw = dict(
+      data_dir=config.data_dir or None,
+      download=config.download,
+      archive=config.archive or None,
+    )
+    load = data.load
   train_split = config.train_split
   if jax.process_count() > 1:
     train_split = tfds.split_for_jax_process(train_split, drop_remainder=True)
-  test = data.load(config.test_split, **kw) if config.get("test_split") else None
-  return data.load(train_split, **kw), data.load(config.eval_split, **kw), test
+  test = load(config.test_split, **kw) if config.get("test_split") else None
+  return load(train_split, **kw), load(config.eval_split, **kw), test
+
+
+def _process_slice(split: data.Split) -> data.Split:
+  """This process's contiguous share of an in-memory split (all of it on one process)."""
+  n = len(split.labels) // jax.process_count()
+  i = jax.process_index()
+  return data.Split(split.images[i * n : (i + 1) * n], split.labels[i * n : (i + 1) * n])
 
 
 def make_preprocess(
@@ -116,22 +142,38 @@ def train_and_evaluate(
   config: ml_collections.ConfigDict,
   workdir: str | os.PathLike,
   *,
+  model: nn.Module | None = None,
+  tx: optax.GradientTransformation | None = None,
+  data: str | build.InMemoryData | None = None,
   allow_config_change: bool = False,
 ) -> TrainState:
   """Trains `config`'s model, evaluating every epoch; resumes from `workdir`.
+
+  Research code can bring its own parts, each replacing what the config
+  names: `model`, a flax module from a batch of images to logits (its
+  `__call__` may take `train`); `tx`, an optax transformation; `data`, a
+  TFDS dataset name (read with the config's split names) or in-memory arrays
+  `{"train": (images, labels), "eval": (images, labels)[, "test": ...]}`
+  (see `build.in_memory_splits`). config.json then records them under
+  `custom` (see `build.describe_parts`), and resuming the workdir needs
+  parts that match, as it needs a matching config.
 
   Writes workdir/config.json, metrics.jsonl (see `final_summary`), TensorBoard
   events and checkpoints. Returns the final state. Raises `Preempted` after
   saving when SIGTERM/SIGINT arrives, `NonFiniteError` when the non-finite
   policy stops the run, and `WorkdirError` when another run holds the workdir
-  or its saved config differs (unless `allow_config_change`).
+  or its saved config or parts differ (unless `allow_config_change`).
   """
   config_lib.validate(config)
+  if model is not None and not isinstance(model, nn.Module):
+    raise TypeError(f"model must be a flax.linen Module, got {type(model).__name__}.")
+  if tx is not None and not isinstance(tx, optax.GradientTransformation):
+    raise TypeError(f"tx must be an optax.GradientTransformation, got {type(tx).__name__}.")
   workdir = prepare_workdir(workdir)
   # One lock per job: process 0 holds it for all processes of a multi-host run.
   lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
   with lock, StopRequests() as stop:
-    return _run(config, workdir, allow_config_change, stop)
+    return _run(config, workdir, allow_config_change, stop, model=model, tx=tx, data_arg=data)
 
 
 def _run(
@@ -139,9 +181,14 @@ def _run(
   workdir: Path,
   allow_config_change: bool,
   stop: StopRequests,
+  *,
+  model: nn.Module | None,
+  tx: optax.GradientTransformation | None,
+  data_arg: str | build.InMemoryData | None,
 ) -> TrainState:
   lead = distributed.is_lead()
-  train, evals, test = load_splits(config)
+  train, evals, test = load_splits(config, data_arg)
+  input_shape = tuple(train.images.shape[1:])
   mesh = make_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
@@ -149,17 +196,22 @@ def _run(
   train_y = distributed.replicate_slices(train.labels, mesh)
   num_train = train_x.shape[0]
   _check_batch(config, num_train)
+  own_model = model is not None
+  num_classes = _num_classes(data_arg, train_y, evals, test)
+  if model is None:
+    model = build.make_model(config, num_classes)
+  custom = _custom_parts(model, input_shape, own_model, tx, data_arg, num_classes)
   if lead:
     check_config(config, workdir, allow_config_change)
+    _check_parts(custom, workdir, allow_config_change)
   # Standardisation statistics from the whole (global) training split.
   preprocess = make_preprocess(config, train_x)
-
-  model = build.make_model(config)
+  activation = _diagnosed_activation(config, model)
   if lead:
-    print(models.summary(model, data.cifar10.IMAGE_SHAPE), flush=True)
+    print(models.summary(model, input_shape), flush=True)
 
   def init(rng):
-    return saved_tree(build.create_train_state(config, model, rng))
+    return saved_tree(build.create_train_state(config, model, rng, tx=tx, input_shape=input_shape))
 
   # Created inside jit with a replicated output: the same on every device
   # and process, without a host round trip.
@@ -170,7 +222,8 @@ def _run(
     saved = restored[1]
     logging.warning("Resuming from checkpoint %d in %s.", restored[0], ckpt.directory)
   if lead:
-    write_config(config, workdir)  # only once the checkpoint is known to fit it
+    # Only once the checkpoint is known to fit it.
+    write_config(_recorded_config(config, custom), workdir)
   state, totals, selected = saved["state"], saved["epoch_totals"], saved["selected"]
   selected_epoch = int(distributed.local_value(selected["epoch"]))
   selected_accuracy = np.float32(distributed.local_value(selected["eval_accuracy"]))
@@ -180,7 +233,8 @@ def _run(
   def on_device(split: data.Split) -> tuple[Array, Array, Array]:
     """A split padded to whole batches, replicated, with a mask of real examples."""
     mask = np.ones(split.labels.shape, np.float32)
-    return tuple(distributed.replicate(_pad_to(a, bs), mesh) for a in (split.images, split.labels, mask))
+    arrays = (split.images, split.labels, mask)
+    return tuple(distributed.replicate(_pad_to(a, bs), mesh) for a in arrays)
 
   eval_arrays = on_device(evals)
   test_arrays = on_device(test) if test is not None else None
@@ -189,13 +243,13 @@ def _run(
   common = dict(batch_size=bs, preprocess=preprocess, batch_sharding=batch_sharding)
   train_on = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
   eval_on = jax.jit(
-    functools.partial(steps_lib.eval_on_slice, apply_fn=model.apply, **common),
+    functools.partial(steps_lib.eval_on_slice, apply_fn=build.apply_fn(model), **common),
     donate_argnums=0,
   )
   permutation = jax.jit(epoch_permutation, static_argnums=2)
   train_diagnosed = None
   if config.diagnostics:
-    diagnose = (model.activation, config.saturation_threshold)
+    diagnose = (activation, config.saturation_threshold)
     train_diagnosed = jax.jit(
       functools.partial(steps_lib.train_on_indices, diagnose=diagnose, **common),
       donate_argnums=(0, 1),
@@ -331,13 +385,99 @@ def _run(
           **test_metrics,
           selected_epoch=selected_epoch,
           eval_accuracy=float(selected_accuracy),
-          split_name=config.test_split,
+          split_name=config.test_split or "test",  # or the caller's arrays
         )
   finally:
     ckpt.close()
     if writer:
       writer.close()
   return state
+
+
+def _custom_parts(
+  model: nn.Module,
+  input_shape: tuple[int, ...],
+  own_model: bool,
+  tx: optax.GradientTransformation | None,
+  data_arg: str | build.InMemoryData | None,
+  num_classes: int | None,
+) -> dict[str, Any] | None:
+  """`build.describe_parts` of what the caller brought; None: nothing."""
+  if not own_model and tx is None and data_arg is None:
+    return None
+  in_memory = data_arg is not None and not isinstance(data_arg, str)
+  return build.describe_parts(
+    model,
+    input_shape,
+    own_model=own_model,
+    tx=tx,
+    data_arg=data_arg,
+    splits=build.in_memory_splits(data_arg) if in_memory else (),
+    num_classes=num_classes,
+  )
+
+
+def _diagnosed_activation(config: ml_collections.ConfigDict, model: nn.Module) -> Any:
+  """The model's activation, which diagnostics need (`model.activation`)."""
+  activation = getattr(model, "activation", None)
+  if config.diagnostics and activation is None:
+    raise config_lib.ConfigError(
+      f"config.diagnostics needs a model with an `activation` field;"
+      f" {type(model).__name__} has none. Set --config.diagnostics=False."
+    )
+  return activation
+
+
+def _num_classes(
+  data_arg: str | build.InMemoryData | None, train_y: Array, *splits: data.Split | None
+) -> int | None:
+  """Classes of a caller's data (largest label + 1 over every split, the
+  whole training split included); None: the config's dataset's."""
+  if data_arg is None:
+    return None
+  labels = [s.labels for s in splits if s is not None]
+  return build.num_classes_of(distributed.local_value(train_y), *labels)
+
+
+def _recorded_config(
+  config: ml_collections.ConfigDict, custom: dict[str, Any] | None
+) -> ml_collections.ConfigDict:
+  """`config`, plus a `custom` entry naming the parts the caller brought."""
+  if custom is None:
+    return config
+  recorded = ml_collections.ConfigDict(config.to_dict())
+  recorded.custom = custom
+  return recorded
+
+
+def _check_parts(custom: dict[str, Any] | None, workdir: Path, allow_change: bool) -> None:
+  """Refuses to continue a run with other caller's parts than it was trained with.
+
+  A run trained from its config alone (no `custom` in config.json) and one
+  with the caller's parts do not continue each other either.
+  """
+  path = workdir / "config.json"
+  if allow_change or not path.exists():
+    return
+  try:
+    saved = json.loads(path.read_text()).get("custom")
+  except (OSError, ValueError, AttributeError):
+    return  # check_config has already said what is wrong with the file
+  requested = json.loads(json.dumps(custom))
+  if saved == requested:
+    return
+  had, want = saved or {}, requested or {}
+  lines = [
+    f"  custom.{part}: {had.get(part, 'config')!r} -> {want.get(part, 'config')!r}"
+    for part in ("model", "optimizer", "data")
+    if had.get(part, "config") != want.get(part, "config")
+  ]
+  raise WorkdirError(
+    f"{workdir} holds a run trained with other parts:\n"
+    + "\n".join(lines)
+    + "\nPass the same model, tx and data as that run, use another workdir,"
+    " or pass allow_config_change=True to continue it with these."
+  )
 
 
 def saved_tree(state: TrainState) -> dict[str, Any]:
@@ -373,14 +513,38 @@ def _report_interval(console, writer, sums, totals, step, epoch, done) -> dict[s
 
 def restore_run(
   workdir: str | os.PathLike,
+  *,
+  model: nn.Module | None = None,
+  tx: optax.GradientTransformation | None = None,
 ) -> tuple[ml_collections.ConfigDict, TrainState]:
   """The config and the latest saved state of a run, for analysis.
 
-  Restores on this process's devices whatever the run's device count was.
+  Restores on this process's devices whatever the run's device count was. A
+  run trained with the caller's own model or optimizer needs them again
+  (`model=`, `tx=`).
   """
   workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  like = build.create_train_state(config, build.make_model(config), jax.random.key(config.seed))
+  saved = json.loads((workdir / "config.json").read_text())
+  config = ml_collections.ConfigDict(saved)
+  custom = saved.get("custom") or {}
+  for part, given in (("model", model), ("optimizer", tx)):
+    if custom.get(part, "config") != "config" and given is None:
+      arg = "model" if part == "model" else "tx"
+      raise checkpoint.CheckpointError(
+        f"{workdir} was trained with the caller's own {part};"
+        f" pass it as restore_run(..., {arg}=...)."
+      )
+  shapes = {
+    s.get("image_shape") for s in (custom.get("data") or {}).values() if isinstance(s, dict)
+  } - {None}
+  input_shape = tuple(int(n) for n in shapes.pop().split("x")) if shapes else None
+  if model is None:
+    data_desc = custom.get("data")
+    num_classes = data_desc.get("num_classes") if isinstance(data_desc, dict) else None
+    model = build.make_model(config, num_classes)
+  like = build.create_train_state(
+    config, model, jax.random.key(config.seed), tx=tx, input_shape=input_shape
+  )
   restored = checkpoint.Checkpoints(workdir).restore_latest(saved_tree(like))
   if restored is None:
     raise checkpoint.CheckpointError(f"{workdir} holds no checkpoint.")
