@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import difflib
 import importlib.util
 import inspect
 import json
@@ -185,7 +186,9 @@ def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
   for g in groups:
     node = node[g]
   if last not in node:
-    raise SweepError(f"Unknown config field {key!r}.")
+    close = difflib.get_close_matches(last, list(node.keys()), n=1)
+    hint = f" Did you mean {'.'.join([*groups, close[0]])!r}?" if close else ""
+    raise SweepError(f"Unknown config field {key!r}.{hint}")
   node[last] = value
 
 

@@ -34,7 +34,7 @@ def main() -> None:
       f"error: {args.workdir} is a {config.model} with {config.activation};"
       " the collapse applies to an MLP with the identity activation."
     )
-  train_split, evals = train.load_splits(config)
+  train_split, evals, _ = train.load_splits(config)
   preprocess = train.make_preprocess(config, train_split.images)
   params = jax.device_get(state.params)
   w, b = diagnostics.collapse_linear(params)

@@ -56,7 +56,7 @@ def test_plan_crosses_conditions_with_seeds():
   assert [r.name for r in only.runs()] == ["tanh/seed_0"]
   with pytest.raises(sweep.SweepError, match="no condition named"):
     sweep.plan(COMPARISON, only=["tahn"])
-  with pytest.raises(sweep.SweepError, match="Unknown config field 'num_epoch'"):
+  with pytest.raises(sweep.SweepError, match="Unknown config field 'num_epoch'. Did you mean 'num_epochs'"):
     sweep.run_config(sweep.plan(COMPARISON, {"num_epoch": 1}), run)
 
 
