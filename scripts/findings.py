@@ -263,7 +263,8 @@ python scripts/report.py /tmp/studies/vanishing
 ```
 
 MLPs of 10 and 30 hidden layers of 128 units, standardised inputs, Adam
-1e-3, {epochs} epoch(s) (CPU budget), seeds {seeds}. ‖∂L/∂z‖ is the norm of the
+1e-3, {epochs} epoch(s) (CPU budget), seeds {seeds}, {seconds(sweep) / 3600:.1f}
+CPU-worker hours. ‖∂L/∂z‖ is the norm of the
 loss gradient with respect to a layer's pre-activations on one training
 batch (the backward signal alone); ‖∂L/∂W‖ mixes it with the layer's input.
 Values are log10 of first-layer over last-hidden-layer norm (0 = no
@@ -399,7 +400,7 @@ python scripts/report.py /tmp/studies/dying --baseline=relu_lr0.001
 ```
 
 MLP of 5 hidden layers of 256 units, He normal, standardised inputs,
-{epochs} epochs, seeds {seeds}. Dead: |f′| ≤ 0.01·max|f′| for every example of a
+{epochs} epochs, seeds {seeds}, {seconds(sweep) / 3600:.1f} CPU-worker hours. Dead: |f′| ≤ 0.01·max|f′| for every example of a
 training batch; near-dead: mean |f′| over the batch below that; mean over
 layers, with a bootstrap 95% interval over seeds.
 
