@@ -140,7 +140,7 @@ def _unknown_field(field: str, message: str) -> str:
   )
   return (
     f"error: the config has no field {field!r}"
-    + (f"; did you mean --config.{closest[0]}?" if closest else "")
+    + (f"; did you mean --config.{closest[0]}?" if closest else f" (--config.{field}).")
     + " See the config file and actlab/config.py base_config() for the fields."
   )
 
