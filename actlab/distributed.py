@@ -69,7 +69,7 @@ def initialize(
 
 # XLA:CPU trains a small model faster as a data-parallel mesh of one device
 # per core than as one device multi-threaded over the same cores (LeNet5 on 2
-# cores: 1.46x, docs/benchmarks.md). More devices than this split the batch
+# cores: 1.70x, docs/benchmarks.md). More devices than this split the batch
 # thinner than has been measured.
 MAX_AUTO_CPU_DEVICES = 8
 
@@ -92,9 +92,9 @@ def use_cpu_cores(batch_size: int, devices: int | str = "auto") -> int:
   count was already fixed and it changed nothing: by XLA_FLAGS'
   --xla_force_host_platform_device_count or jax_num_cpu_devices (for
   "auto"), by a multi-process job (for "auto"), or because JAX's backends
-  have started. Only the CPU
-  backend is affected; on a GPU or TPU host the accelerators stay the
-  default devices, so the same command runs unchanged there.
+  have started. Only the CPU backend is affected; on a GPU or TPU host the
+  accelerators stay the default devices, so the same command runs unchanged
+  there.
   """
   forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
   if devices == "auto":

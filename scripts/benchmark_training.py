@@ -273,8 +273,6 @@ def _result(name: str, proc: subprocess.Popen) -> dict[str, float]:
 
 def run_child(name: str, steps: int, warmup: int) -> dict[str, float]:
   """One measurement (images/s and the like), in a fresh subprocess."""
-  if name == "actlab_jax_per_core":
-    return run_per_core(steps, warmup)
   return _result(name, _start_child(name, steps, warmup, _child_env(name)))
 
 
