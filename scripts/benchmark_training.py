@@ -5,10 +5,11 @@ Also actlab variants against actlab itself: `actlab_jax_plain` (LeNet5 with
 default, which on CPU is the blocked layers of actlab.layers),
 `actlab_jax_1dev` (the default model on one CPU device multi-threaded over
 all cores, instead of the default one CPU device per core),
-`actlab_jax_2dev` (exactly 2 CPU devices, through XLA_FLAGS), `actlab_jax_per_core` (one single-threaded
-`actlab_jax` pinned to each core, as the sweep executor runs its workers,
-timed together: their summed images/s), `actlab_jax_diagnostics` (every step computes
-all diagnostics) and `actlab_jax_scan` (an epoch as one `lax.scan` program).
+`actlab_jax_2dev` (exactly 2 CPU devices, through XLA_FLAGS),
+`actlab_jax_per_core` (one single-threaded `actlab_jax` pinned to each core,
+as the sweep executor runs its workers, timed together: their summed
+images/s), `actlab_jax_diagnostics` (every step computes all diagnostics)
+and `actlab_jax_scan` (an epoch as one `lax.scan` program).
 
 Each measurement runs in its own subprocess (so the frameworks never share
 threads or memory), and the frameworks take turns, repeat after repeat, so
@@ -253,7 +254,9 @@ def _child_env(name: str) -> dict[str, str]:
   return env
 
 
-def _start_child(name: str, steps: int, warmup: int, env: dict[str, str], pre=None) -> subprocess.Popen:
+def _start_child(
+  name: str, steps: int, warmup: int, env: dict[str, str], pre=None
+) -> subprocess.Popen:
   return subprocess.Popen(
     [sys.executable, __file__, "--child", name, f"--steps={steps}", f"--warmup={warmup}"],
     env=env,

@@ -289,17 +289,18 @@ def _he_vs_glorot(sweep: stats.Sweep) -> list[str]:
   }
   found = []
   for c in sweep.conditions:
-    if not c.startswith("relu_he_d") or "relu_d" + c.removeprefix("relu_he_d") not in sweep.conditions:
-      continue
     depth = c.removeprefix("relu_he_d")
-    he, glorot = sweep.ok_runs(c), sweep.ok_runs("relu_d" + depth)
+    if depth == c or f"relu_d{depth}" not in sweep.conditions:
+      continue
+    he, glorot = sweep.ok_runs(c), sweep.ok_runs(f"relu_d{depth}")
     for label, value in measures.items():
       a = {s: value(r) for s, r in he.items()}
       b = {s: value(r) for s, r in glorot.items()}
       found.append((int(depth), label, stats.paired_comparison(a, b, "he", "glorot")))
   adjusted = stats.holm([k.t_p for _, _, k in found]) if found else []
   return [
-    f"| {d} | {label} | {k.mean_diff:+.3f} [{k.ci_low:+.3f}, {k.ci_high:+.3f}] | {fmt_p(k.t_p)} | {fmt_p(p)} |"
+    f"| {d} | {label} | {k.mean_diff:+.3f} [{k.ci_low:+.3f}, {k.ci_high:+.3f}]"
+    f" | {fmt_p(k.t_p)} | {fmt_p(p)} |"
     for (d, label, k), p in zip(found, adjusted)
   ]
 
