@@ -6,7 +6,7 @@ Every choice a config can make is a key of one table here: `MODELS`,
 table is all it takes to make a new choice available from the command line:
 
 >>> from actlab import build
->>> build.OPTIMIZERS["lion"] = lambda c: optax.lion(c.learning_rate)  # doctest: +SKIP
+>>> build.OPTIMIZERS["lion"] = lambda c: optax.lion(c.optim.learning_rate)  # doctest: +SKIP
 
 `make_model`, `make_optimizer` and `create_train_state` turn a config into a
 model, an optax transformation and an initial `TrainState`; the last also
@@ -44,12 +44,12 @@ Config = ml_collections.ConfigDict
 
 
 def _lenet5(config: Config, **common: Any) -> nn.Module:
-  fast = {"auto": None, "on": True, "off": False}[config.get("fast_layers", "auto")]
+  fast = {"auto": None, "on": True, "off": False}[config.model.fast_layers]
   return models.LeNet5(fast_layers=fast, **common)
 
 
 def _mlp(config: Config, **common: Any) -> nn.Module:
-  return models.MLP(depth=config.mlp_depth, width=config.mlp_width, **common)
+  return models.MLP(depth=config.model.mlp_depth, width=config.model.mlp_width, **common)
 
 
 # name -> (config, activation=, num_classes=, kernel_init=, dtype=) -> flax module
@@ -57,12 +57,18 @@ MODELS: dict[str, Callable[..., nn.Module]] = {"lenet5": _lenet5, "mlp": _mlp}
 
 # name -> (config) -> optax transformation
 OPTIMIZERS: dict[str, Callable[[Config], optax.GradientTransformation]] = {
-  "adam": lambda c: optax.adam(c.learning_rate, b1=c.adam_b1, b2=c.adam_b2, eps=c.adam_eps),
-  "adamw": lambda c: optax.adamw(
-    c.learning_rate, b1=c.adam_b1, b2=c.adam_b2, eps=c.adam_eps, weight_decay=c.weight_decay
+  "adam": lambda c: optax.adam(
+    c.optim.learning_rate, b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps
   ),
-  "sgd": lambda c: optax.sgd(c.learning_rate),
-  "momentum": lambda c: optax.sgd(c.learning_rate, momentum=c.momentum),
+  "adamw": lambda c: optax.adamw(
+    c.optim.learning_rate,
+    b1=c.optim.b1,
+    b2=c.optim.b2,
+    eps=c.optim.eps,
+    weight_decay=c.optim.weight_decay,
+  ),
+  "sgd": lambda c: optax.sgd(c.optim.learning_rate),
+  "momentum": lambda c: optax.sgd(c.optim.learning_rate, momentum=c.optim.momentum),
 }
 
 # name -> flax initializer for every kernel
@@ -106,18 +112,18 @@ def choices(table: Mapping[str, Any]) -> tuple[str, ...]:
 
 def make_model(config: Config, num_classes: int | None = None) -> nn.Module:
   """The model described by `config`; the activation is resolved here, once."""
-  return MODELS[config.model](
+  return MODELS[config.model.name](
     config,
-    activation=activations.get(config.activation),
-    num_classes=num_classes or DATASETS[config.get("dataset", "cifar10")].num_classes,
-    kernel_init=INITIALIZERS[config.kernel_init],
-    dtype=jnp.dtype(config.dtype),
+    activation=activations.get(config.model.activation),
+    num_classes=num_classes or DATASETS[config.data.name].num_classes,
+    kernel_init=INITIALIZERS[config.model.kernel_init],
+    dtype=jnp.dtype(config.model.dtype),
   )
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-  """The optax transformation named by `config.optimizer`."""
-  return OPTIMIZERS[config.optimizer](config)
+  """The optax transformation named by `config.optim.name`."""
+  return OPTIMIZERS[config.optim.name](config)
 
 
 def create_train_state(
@@ -131,7 +137,7 @@ def create_train_state(
   """Initialises `model`'s parameters (from the first half of `rng`) and the
   optimizer state of `tx` (default: the config's optimizer)."""
   tx = tx or make_optimizer(config)
-  shape = input_shape or DATASETS[config.get("dataset", "cifar10")].image_shape
+  shape = input_shape or DATASETS[config.data.name].image_shape
   init_rng, train_rng = jax.random.split(rng)
   params = model.init(init_rng, jnp.zeros((1, *shape), jnp.float32))["params"]
   zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731  (distinct buffers: donated)
@@ -207,7 +213,7 @@ def in_memory_splits(arrays: InMemoryData) -> tuple[data.Split, data.Split, data
   `arrays` is `{"train": (images, labels), "eval": (images, labels)}` (with
   an optional `"test"`, evaluated once at the epoch selected on eval) or the
   tuple `(train, eval[, test])`. Images are used as given under
-  `config.input_scaling="raw"` ("unit" divides by 255; "standardize" uses
+  `config.data.input_scaling="raw"` ("unit" divides by 255; "standardize" uses
   the training images' channel statistics).
   """
   if isinstance(arrays, Mapping):

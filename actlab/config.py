@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+from typing import Any
 
 import ml_collections
-
-from actlab import activations, build
-from actlab.data.cifar10 import SCALINGS
 
 
 class ConfigError(ValueError):
@@ -16,79 +15,136 @@ class ConfigError(ValueError):
 
 NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")
+GROUPS = ("model", "optim", "data", "diagnostics")
+
+# Where each field of the earlier flat config lives now; `upgrade` reads a
+# flat config.json (a run saved before the groups) as a grouped one.
+FLAT_FIELDS = {
+  "model": "model.name",
+  "activation": "model.activation",
+  "kernel_init": "model.kernel_init",
+  "mlp_depth": "model.mlp_depth",
+  "mlp_width": "model.mlp_width",
+  "dtype": "model.dtype",
+  "fast_layers": "model.fast_layers",
+  "optimizer": "optim.name",
+  "learning_rate": "optim.learning_rate",
+  "adam_b1": "optim.b1",
+  "adam_b2": "optim.b2",
+  "adam_eps": "optim.eps",
+  "weight_decay": "optim.weight_decay",
+  "momentum": "optim.momentum",
+  "dataset": "data.name",
+  "data_dir": "data.data_dir",
+  "download": "data.download",
+  "archive": "data.archive",
+  "train_split": "data.train_split",
+  "eval_split": "data.eval_split",
+  "test_split": "data.test_split",
+  "input_scaling": "data.input_scaling",
+  "diagnostics": "diagnostics.enabled",
+  "diagnostics_every_steps": "diagnostics.every_steps",
+  "saturation_threshold": "diagnostics.saturation_threshold",
+}
 FAST_LAYERS = ("auto", "on", "off")
 
 
 def base_config() -> ml_collections.ConfigDict:
   """The tutorial's run (LeNet5, ReLU, Adam 1e-3, batch 256, 10 epochs).
 
-  Experiment configs start from this and change what they study.
+  Grouped like the run's parts: `model.*` (the flax module), `optim.*` (the
+  optax transformation), `data.*` (dataset, splits, scaling),
+  `diagnostics.*`; the loop's own fields (seed, batch size, epochs, logging,
+  checkpoints, the non-finite policy) sit at the top. Experiment configs
+  start from this and change what they study.
   """
   c = ml_collections.ConfigDict()
-  c.model = "lenet5"  # or "mlp" (the deep MLP of the gradient studies)
-  c.activation = "relu"  # a registry spec, or "my_pkg.acts:fn" (imported, checked)
-  # Modules to import first, comma-separated: activations they register()
-  # can then be named in `activation` (e.g. "my_pkg.acts").
-  c.imports = ""
-  c.kernel_init = "glorot_uniform"  # Keras's default, as in the tutorial
-  c.mlp_depth = 10  # hidden layers of the MLP
-  c.mlp_width = 128
   c.seed = 0
+  # Modules to import first, comma-separated: activations they register()
+  # can then be named in `model.activation` (e.g. "my_pkg.acts").
+  c.imports = ""
 
-  # Data: TFDS cifar10 from data_dir ($TFDS_DATA_DIR or ~/tensorflow_datasets).
-  c.dataset = "cifar10"  # a key of actlab.build.DATASETS
-  c.data_dir = ""
-  c.download = True  # download and prepare if missing (needs internet)
-  c.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
-  c.train_split = "train"
-  # The tutorial validates on the test split. Comparisons use
-  # `presets.validation_protocol(c)`: select on train[45000:], test once.
-  c.eval_split = "test"
-  c.test_split = ""  # evaluated once, at the epoch selected on eval_split
-  c.early_stopping_patience = 0  # epochs without a better eval accuracy; 0: off
-  c.input_scaling = "raw"  # raw 0-255 as in the tutorial; or unit, standardize
-
-  c.optimizer = "adam"
-  c.learning_rate = 1e-3
-  # Keras's Adam defaults (epsilon 1e-7, not optax's 1e-8).
-  c.adam_b1 = 0.9
-  c.adam_b2 = 0.999
-  c.adam_eps = 1e-7
-  c.weight_decay = 1e-4  # adamw only
-  c.momentum = 0.9  # momentum only
-  c.batch_size = 256
-  c.num_epochs = 10
-  c.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "lenet5"  # a key of actlab.build.MODELS: "lenet5", "mlp"
+  c.model.activation = "relu"  # a registry spec, or "my_pkg.acts:fn" (imported, checked)
+  c.model.kernel_init = "glorot_uniform"  # Keras's default, as in the tutorial
+  c.model.mlp_depth = 10  # hidden layers of the MLP
+  c.model.mlp_width = 128
+  c.model.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
   # LeNet5's exact blocked convolutions (actlab.layers): "auto" uses them on
   # XLA:CPU only, "on" everywhere they are exact, "off" never.
-  c.fast_layers = "auto"
+  c.model.fast_layers = "auto"
 
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adam"  # a key of actlab.build.OPTIMIZERS
+  c.optim.learning_rate = 1e-3
+  # Keras's Adam defaults (epsilon 1e-7, not optax's 1e-8).
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-7
+  c.optim.weight_decay = 1e-4  # adamw only
+  c.optim.momentum = 0.9  # momentum only
+
+  # TFDS `name` from data_dir ($TFDS_DATA_DIR or ~/tensorflow_datasets).
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "cifar10"  # a key of actlab.build.DATASETS
+  c.data.data_dir = ""
+  c.data.download = True  # download and prepare if missing (needs internet)
+  c.data.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
+  c.data.train_split = "train"
+  # The tutorial validates on the test split. Comparisons use
+  # `presets.validation_protocol(c)`: select on train[45000:], test once.
+  c.data.eval_split = "test"
+  c.data.test_split = ""  # evaluated once, at the epoch selected on eval_split
+  c.data.input_scaling = "raw"  # raw 0-255 as in the tutorial; or unit, standardize
+
+  c.batch_size = 256
+  c.num_epochs = 10
+  c.early_stopping_patience = 0  # epochs without a better eval accuracy; 0: off
   c.log_every_steps = 20
   c.keep_checkpoints = 3
   c.checkpoint_every_steps = 0  # 0: only at the end of every epoch
-  # Per-layer gradient norms, activation statistics, saturated and dead
-  # units, update ratios: logged as "diagnostics" records (actlab.diagnostics).
-  c.diagnostics = False
-  c.diagnostics_every_steps = 50
-  c.saturation_threshold = 0.01  # eps, relative to the activation's maximum slope
   c.nonfinite_policy = "stop"  # or "skip": skip steps with non-finite loss/grad
   c.max_consecutive_skips = 10  # "skip" stops after this many in a row
-  # Locked: a misspelt field (`c.epochs = 3`, `--config.num_epoch=3`) is an
+
+  # Per-layer gradient norms, activation statistics, saturated and dead
+  # units, update ratios: logged as "diagnostics" records (actlab.diagnostics).
+  c.diagnostics = ml_collections.ConfigDict()
+  c.diagnostics.enabled = False
+  c.diagnostics.every_steps = 50
+  c.diagnostics.saturation_threshold = 0.01  # eps, relative to the activation's maximum slope
+  # Locked: a misspelt field (`c.epochs = 3`, `--config.optim.lr=3`) is an
   # error naming the closest real one, never a silently ignored new field.
   c.lock()
   return c
 
 
+def _get(config: ml_collections.ConfigDict, field: str) -> Any:
+  """`config.a.b` for `field="a.b"`."""
+  node = config
+  for part in field.split("."):
+    node = node[part]
+  return node
+
+
 def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
-  value = config[field]
+  value = _get(config, field)
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise ConfigError(
       f"config.{field} must be a positive integer, got {value!r}. Set it with --config.{field}=N."
     )
 
 
+def _non_negative_int(config: ml_collections.ConfigDict, field: str, zero_means: str) -> None:
+  value = _get(config, field)
+  if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    raise ConfigError(
+      f"config.{field} must be 0 ({zero_means}) or a positive integer, got {value!r}."
+    )
+
+
 def _positive_float(config: ml_collections.ConfigDict, field: str) -> None:
-  value = config[field]
+  value = _get(config, field)
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
     raise ConfigError(
       f"config.{field} must be a positive finite number, got {value!r}."
@@ -98,7 +154,7 @@ def _positive_float(config: ml_collections.ConfigDict, field: str) -> None:
 
 def _fraction(config: ml_collections.ConfigDict, field: str) -> None:
   """A decay rate in [0, 1): 1 never forgets and makes Adam divide by zero."""
-  value = config[field]
+  value = _get(config, field)
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
     raise ConfigError(
       f"config.{field} must be in [0, 1), got {value!r}. Set it with --config.{field}=X."
@@ -107,19 +163,29 @@ def _fraction(config: ml_collections.ConfigDict, field: str) -> None:
 
 def _finite_activation_params(spec: str) -> None:
   """`elu(alpha=1e400)` parses as alpha=inf, which no activation means."""
+  from actlab import activations  # pylint: disable=g-import-not-at-top
+
   name, kwargs = activations.parse_spec(spec)
   for k, v in kwargs.items():
     if isinstance(v, float) and not math.isfinite(v):
-      raise ConfigError(f"config.activation: {name} parameter {k}={v!r} must be finite.")
+      raise ConfigError(f"config.model.activation: {name} parameter {k}={v!r} must be finite.")
 
 
 def _one_of(config: ml_collections.ConfigDict, field: str, choices) -> None:
-  if config[field] not in choices:
-    raise ConfigError(f"config.{field}={config[field]!r} is not one of {', '.join(choices)}.")
+  value = _get(config, field)
+  if value not in choices:
+    raise ConfigError(f"config.{field}={value!r} is not one of {', '.join(choices)}.")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first bad field and what it should be."""
+  missing = [g for g in GROUPS if not isinstance(config.get(g), ml_collections.ConfigDict)]
+  if missing:
+    raise ConfigError(
+      f"The config has no group {', '.join(missing)}: configs are grouped"
+      f" ({', '.join(f'config.{g}.*' for g in GROUPS)}). Start from"
+      " actlab.config.base_config(); `config.upgrade(flat_dict)` regroups an old flat one."
+    )
   for field in (
     "batch_size",
     "num_epochs",
@@ -128,55 +194,133 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "max_consecutive_skips",
   ):
     _positive_int(config, field)
-  every = config.checkpoint_every_steps
-  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-    raise ConfigError(
-      f"config.checkpoint_every_steps must be 0 (per epoch only) or a positive"
-      f" integer, got {every!r}."
-    )
+  _non_negative_int(config, "checkpoint_every_steps", "per epoch only")
+  _non_negative_int(config, "early_stopping_patience", "off")
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
-  if config.get("test_split") and config.test_split == config.eval_split:
+  if isinstance(config.seed, bool) or not isinstance(config.seed, int):
+    raise ConfigError(f"config.seed must be an integer, got {config.seed!r}.")
+  _validate_data(config)
+  _validate_optim(config)
+  _validate_model(config)
+  if config.diagnostics.enabled:
+    _positive_int(config, "diagnostics.every_steps")
+    _positive_float(config, "diagnostics.saturation_threshold")
+
+
+def _validate_data(config: ml_collections.ConfigDict) -> None:
+  from actlab import build  # pylint: disable=g-import-not-at-top
+  from actlab.data.cifar10 import SCALINGS  # pylint: disable=g-import-not-at-top
+
+  d = config.data
+  _one_of(config, "data.name", build.choices(build.DATASETS))
+  _one_of(config, "data.input_scaling", SCALINGS)
+  if d.test_split and d.test_split == d.eval_split:
     raise ConfigError(
-      f"config.test_split={config.test_split!r} is also the eval split: epochs would be"
-      " selected on the data they are tested on. Use --config.eval_split=train[45000:]"
-      " --config.train_split=train[:45000]."
+      f"config.data.test_split={d.test_split!r} is also the eval split: epochs would be"
+      " selected on the data they are tested on. Use --config.data.eval_split=train[45000:]"
+      " --config.data.train_split=train[:45000]."
     )
-  patience = config.get("early_stopping_patience", 0)
-  if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-    raise ConfigError(
-      f"config.early_stopping_patience must be 0 (off) or a positive integer, got {patience!r}."
-    )
-  if patience and not config.get("test_split"):
+  if config.early_stopping_patience and not d.test_split:
     raise ConfigError(
       "config.early_stopping_patience needs a validation protocol: with"
-      f" eval_split={config.eval_split!r} and no test_split, stopping early"
-      " would select on the test set. Set --config.test_split=test and"
-      " --config.eval_split=train[45000:] --config.train_split=train[:45000]."
+      f" data.eval_split={d.eval_split!r} and no data.test_split, stopping early"
+      " would select on the test set. Set --config.data.test_split=test and"
+      " --config.data.eval_split=train[45000:] --config.data.train_split=train[:45000]."
     )
-  if config.get("diagnostics"):
-    _positive_int(config, "diagnostics_every_steps")
-    _positive_float(config, "saturation_threshold")
-  if "seed" in config and (isinstance(config.seed, bool) or not isinstance(config.seed, int)):
-    raise ConfigError(f"config.seed must be an integer, got {config.seed!r}.")
-  _positive_float(config, "learning_rate")
-  for field in ("adam_b1", "adam_b2", "momentum"):
+
+
+def _validate_optim(config: ml_collections.ConfigDict) -> None:
+  from actlab import build  # pylint: disable=g-import-not-at-top
+
+  _one_of(config, "optim.name", build.choices(build.OPTIMIZERS))
+  _positive_float(config, "optim.learning_rate")
+  for field in ("optim.b1", "optim.b2", "optim.momentum"):
     _fraction(config, field)
-  _positive_float(config, "adam_eps")
-  # Every named choice is a key of one of actlab.build's tables.
-  _one_of(config, "optimizer", build.choices(build.OPTIMIZERS))
-  _one_of(config, "input_scaling", SCALINGS)
-  _one_of(config, "dtype", DTYPES)
-  _one_of(config, "model", build.choices(build.MODELS))
-  _one_of(config, "kernel_init", build.choices(build.INITIALIZERS))
-  _one_of(config, "dataset", build.choices(build.DATASETS))
-  _one_of(config, "fast_layers", FAST_LAYERS)
-  if config.model == "mlp":
-    for field in ("mlp_depth", "mlp_width"):
+  _positive_float(config, "optim.eps")
+
+
+def _validate_model(config: ml_collections.ConfigDict) -> None:
+  from actlab import activations, build  # pylint: disable=g-import-not-at-top
+
+  _one_of(config, "model.name", build.choices(build.MODELS))
+  _one_of(config, "model.kernel_init", build.choices(build.INITIALIZERS))
+  _one_of(config, "model.dtype", DTYPES)
+  _one_of(config, "model.fast_layers", FAST_LAYERS)
+  if config.model.name == "mlp":
+    for field in ("model.mlp_depth", "model.mlp_width"):
       _positive_int(config, field)
   try:
     modules = [m.strip() for m in config.get("imports", "").split(",") if m.strip()]
     activations.import_modules(modules)
-    activations.get(config.activation)
+    activations.get(config.model.activation)
   except ValueError as e:
-    raise ConfigError(f"config.activation: {e}") from None
-  _finite_activation_params(config.activation)
+    raise ConfigError(f"config.model.activation: {e}") from None
+  _finite_activation_params(config.model.activation)
+
+
+def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+  """A config.json written before the groups, regrouped; a grouped one as is.
+
+  `{"activation": "tanh", "learning_rate": 0.01, "seed": 3, ...}` becomes
+  `{"model": {"activation": "tanh"}, "optim": {"learning_rate": 0.01},
+  "seed": 3, ...}` (see `FLAT_FIELDS`).
+  """
+  if isinstance(saved.get("model"), dict):
+    return saved
+  out: dict[str, Any] = {}
+  for key, value in saved.items():
+    group, _, field = FLAT_FIELDS.get(key, key).rpartition(".")
+    (out.setdefault(group, {}) if group else out)[field] = value
+  return out
+
+
+def leaf_paths(config: ml_collections.ConfigDict | dict[str, Any], prefix: str = "") -> list[str]:
+  """Every field's dotted path: `["seed", "model.name", "model.activation", ...]`."""
+  out = []
+  for key, value in config.items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      out += leaf_paths(value, f"{prefix}{key}.")
+    else:
+      out.append(f"{prefix}{key}")
+  return out
+
+
+def closest_field(config: ml_collections.ConfigDict, path: str) -> str | None:
+  """The real field a misspelt or ungrouped `path` most likely means.
+
+  `activation` -> `model.activation` (the same name inside a group),
+  `adam_b1` -> `optim.b1` (a field of the flat config), `optim.lr` ->
+  `optim.learning_rate`... None when nothing is close.
+  """
+  leaves = leaf_paths(config)
+  if path in leaves:
+    return path
+  last = path.rsplit(".", 1)[-1]
+  same_name = [p for p in leaves if p.rsplit(".", 1)[-1] == last]
+  if len(same_name) == 1:
+    return same_name[0]
+  if FLAT_FIELDS.get(path) in leaves:
+    return FLAT_FIELDS[path]
+  group = path.rpartition(".")[0]
+  in_group = [p for p in leaves if p.rpartition(".")[0] == group] if group else []
+  names = {p.rsplit(".", 1)[-1]: p for p in (in_group or leaves)}
+  close = difflib.get_close_matches(last, list(names), n=1)
+  return names[close[0]] if close else None
+
+
+def upgrade_fields(fields: dict[str, Any]) -> dict[str, Any]:
+  """Field names of the flat config as dotted paths (a sweep's conditions)."""
+  return {FLAT_FIELDS.get(k, k): v for k, v in fields.items()}
+
+
+def from_saved(saved: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A run's config.json as a locked config: `base_config()` updated with it.
+
+  A flat config.json is regrouped (`upgrade`); fields actlab gained after
+  the run was saved keep their defaults; extra entries (a study's
+  `activations`, the caller's `custom` parts) are kept.
+  """
+  config = base_config()
+  with config.unlocked():
+    config.update(upgrade(saved))
+  return config

@@ -2,7 +2,7 @@
 
 All functions are pure and run inside the jitted step; the step returns their
 results as device arrays, and the host reads them at the next logging point.
-With `config.diagnostics` off, nothing here is traced: the model's `sow` and
+With `config.diagnostics.enabled` off, nothing here is traced: the model's `sow` and
 `perturb` calls are no-ops, so the step compiles exactly as without
 diagnostics, and with diagnostics on the parameters are the same bit for bit.
 
@@ -13,7 +13,7 @@ named by their path, e.g. "block/conv". A model that records nothing gets a
 warning and only the kernel statistics.
 
 The record (`RECORD_KEYS`): every key maps {layer: float}, per training batch.
-Let f be the activation, eps = `config.saturation_threshold` and
+Let f be the activation, eps = `config.diagnostics.saturation_threshold` and
 S = max|f'| over the real line (the activation's `Facts.max_slope` when the
 registry knows it, else the maximum over a grid on [-40, 40]; 1, the
 identity's slope, when f' is unbounded, e.g. exponential). Thresholds are

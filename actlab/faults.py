@@ -104,7 +104,7 @@ class NonFiniteGuard:
       raise NonFiniteError(
         f"Non-finite {steps_lib.NONFINITE_NAMES[kind]} at step {bad}; the run"
         f" stopped (config.nonfinite_policy='stop') without applying that"
-        f" update. {self._last_good()} Lower config.learning_rate, or set"
+        f" update. {self._last_good()} Lower config.optim.learning_rate, or set"
         " config.nonfinite_policy='skip' to skip such steps."
       )
     if interval["max_consecutive_skips"] >= self.max_skips:
@@ -112,5 +112,5 @@ class NonFiniteGuard:
         f"{interval['max_consecutive_skips']} consecutive steps had a non-finite"
         f" loss, gradient or update (limit config.max_consecutive_skips={self.max_skips});"
         f" {int(distributed.local_value(state.skipped_steps))} skipped in all. {self._last_good()}"
-        " Lower config.learning_rate."
+        " Lower config.optim.learning_rate."
       )

@@ -36,19 +36,23 @@ def validation_protocol(c: Config) -> Config:
   The test split is evaluated a single time, on the parameters of the epoch
   with the highest validation accuracy, and reported as the `test` record.
   """
-  c.train_split = VALIDATION_TRAIN_SPLIT
-  c.eval_split = VALIDATION_SPLIT
-  c.test_split = "test"
+  c.data.train_split = VALIDATION_TRAIN_SPLIT
+  c.data.eval_split = VALIDATION_SPLIT
+  c.data.test_split = "test"
   return c
 
 
 def runlocal(c: Config) -> Config:
   """A laptop run: 1 epoch on 10% of the data, keeping `c`'s protocol (with
   a test split: 4,500 train, 500 validation, 10% of test)."""
-  if c.test_split:
-    c.train_split, c.eval_split, c.test_split = "train[:4500]", "train[45000:45500]", "test[:10%]"
+  if c.data.test_split:
+    c.data.train_split, c.data.eval_split, c.data.test_split = (
+      "train[:4500]",
+      "train[45000:45500]",
+      "test[:10%]",
+    )
   else:
-    c.train_split, c.eval_split = "train[:10%]", "test[:10%]"
+    c.data.train_split, c.data.eval_split = "train[:10%]", "test[:10%]"
   c.num_epochs = 1
   return c
 
@@ -71,7 +75,7 @@ def apply_args(c: Config, arg: str | None) -> dict[str, Any]:
   args = parse_arg(arg)
   given = set(args)
   if "act" in args:
-    c.activation = args.pop("act")
+    c.model.activation = args.pop("act")
   if "epochs" in args:
     c.num_epochs = args.pop("epochs")
   if "seed" in args:
@@ -82,8 +86,7 @@ def apply_args(c: Config, arg: str | None) -> dict[str, Any]:
     clash = sorted(given & contradicts)
     if clash:
       raise ConfigError(
-        f"{flag} {what}; it contradicts {', '.join(k + '=' for k in clash)}."
-        " Drop one of them."
+        f"{flag} {what}; it contradicts {', '.join(k + '=' for k in clash)}. Drop one of them."
       )
     preset(c)
   return args

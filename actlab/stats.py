@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from actlab import config as config_lib
+
 CONFIDENCE = 0.95
 
 # ----------------------------------------------------------------------------
@@ -314,6 +316,15 @@ class Run:
   def by_epoch(self, name: str) -> dict[int, dict[str, Any]]:
     return {r["epoch"]: r for r in self.split(name)}
 
+  def field(self, path: str, default: Any = None) -> Any:
+    """A field of the run's config by dotted path (`"model.activation"`)."""
+    node: Any = self.config
+    for part in path.split("."):
+      if not isinstance(node, dict) or part not in node:
+        return default
+      node = node[part]
+    return node
+
 
 def load_run(workdir: str | os.PathLike, condition: str = "", seed: int | None = None) -> Run:
   """Reads a run; a missing, corrupt or unfinished run comes back with `error` set."""
@@ -323,7 +334,7 @@ def load_run(workdir: str | os.PathLike, condition: str = "", seed: int | None =
   run = Run(condition or workdir.name, 0 if seed is None else seed, workdir)
   try:
     if (workdir / "config.json").exists():
-      run.config = json.loads((workdir / "config.json").read_text())
+      run.config = config_lib.upgrade(json.loads((workdir / "config.json").read_text()))
     if seed is None:
       run.seed = int(run.config.get("seed", 0))
     if not (workdir / "metrics.jsonl").exists():
@@ -349,7 +360,7 @@ def load_run(workdir: str | os.PathLike, condition: str = "", seed: int | None =
     run.accuracy, run.source = float(test["accuracy"]), "test"
     run.val_accuracy = float(test.get("eval_accuracy", math.nan))
     run.selected_epoch = test.get("selected_epoch")
-  elif run.config.get("test_split"):
+  elif run.field("data.test_split"):
     run.error = f"unfinished: no test record yet (last eval epoch {run.final_epoch})"
   elif isinstance(planned, int) and run.final_epoch < planned:
     run.error = f"unfinished: last eval epoch {run.final_epoch} of {planned}"
@@ -420,7 +431,7 @@ def read_sweep(root: str | os.PathLike, baseline: str | None = None) -> Sweep:
   if spec_path.exists():
     spec = json.loads(spec_path.read_text())
     conditions = [c["name"] for c in spec["conditions"]]
-    fields = {c["name"]: c.get("fields", {}) for c in spec["conditions"]}
+    fields = {c["name"]: config_lib.upgrade_fields(c.get("fields", {})) for c in spec["conditions"]}
     seeds, config = spec.get("seeds", []), spec.get("config", "")
     baseline = baseline or spec.get("baseline")
   else:

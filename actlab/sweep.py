@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
-import difflib
 import importlib.util
 import inspect
 import json
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
+
+from actlab.config import closest_field, upgrade_fields
 
 PLAN_FILE = "sweep.json"
 DONE_FILE = "done.json"
@@ -83,9 +84,7 @@ class Plan:
   def runs(self) -> list[Run]:
     """Seed-major order, so a partly finished sweep has every condition at
     its first seeds (the paired comparison grows evenly)."""
-    return [
-      Run(c["name"], seed, dict(c["fields"])) for seed in self.seeds for c in self.conditions
-    ]
+    return [Run(c["name"], seed, dict(c["fields"])) for seed in self.seeds for c in self.conditions]
 
   def save(self, sweep_dir: Path) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +92,11 @@ class Plan:
     text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
     if path.exists() and json.loads(path.read_text()) != json.loads(text):
       old = Plan.load(sweep_dir)
-      if (old.config, old.overrides, old.conditions) != (self.config, self.overrides, self.conditions):
+      if (old.config, old.overrides, old.conditions) != (
+        self.config,
+        self.overrides,
+        self.conditions,
+      ):
         raise SweepError(
           f"{sweep_dir} holds a sweep with another config, conditions or overrides"
           f" ({path}). Use another --workdir, or the same command as before"
@@ -108,7 +111,11 @@ class Plan:
     path = Path(sweep_dir) / PLAN_FILE
     if not path.exists():
       raise SweepError(f"{sweep_dir} has no {PLAN_FILE}; plan it with scripts/sweep.py first.")
-    return cls(**json.loads(path.read_text()))
+    saved = json.loads(path.read_text())
+    # A sweep planned before the config was grouped names flat fields.
+    saved["conditions"] = [c | {"fields": upgrade_fields(c["fields"])} for c in saved["conditions"]]
+    saved["overrides"] = upgrade_fields(saved.get("overrides", {}))
+    return cls(**saved)
 
 
 def load_config_module(path: str):
@@ -132,7 +139,9 @@ def parse_seeds(text: str) -> list[int]:
       return list(range(int(lo), int(hi) + 1))
     n = int(text)
   except ValueError:
-    raise SweepError(f"--seeds={text!r}: give a count (5), a list (0,3,7) or a range (10-14).") from None
+    raise SweepError(
+      f"--seeds={text!r}: give a count (5), a list (0,3,7) or a range (10-14)."
+    ) from None
   if n < 1:
     raise SweepError(f"--seeds={text!r}: the count must be at least 1.")
   return list(range(n))
@@ -152,7 +161,9 @@ def plan(
   """
   module, arg = load_config_module(config)
   if not hasattr(module, "sweep"):
-    raise SweepError(f"{config} defines no sweep(); it is a single experiment (experiments/main.py).")
+    raise SweepError(
+      f"{config} defines no sweep(); it is a single experiment (experiments/main.py)."
+    )
   base = module.get_config(arg)
   spec = module.sweep(base) if inspect.signature(module.sweep).parameters else module.sweep()
   if not isinstance(spec, dict):
@@ -183,11 +194,17 @@ def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
   """Sets `a.b.c` on a (possibly locked) config; unknown fields are errors."""
   *groups, last = key.split(".")
   node = config
-  for g in groups:
+  for i, g in enumerate(groups):
+    if not isinstance(node.get(g), ml_collections.ConfigDict):
+      close = closest_field(config, key)
+      hint = f" Did you mean {close!r}?" if close else ""
+      raise SweepError(
+        f"Unknown config field {key!r}: {'.'.join(groups[: i + 1])} is no group.{hint}"
+      )
     node = node[g]
   if last not in node:
-    close = difflib.get_close_matches(last, list(node.keys()), n=1)
-    hint = f" Did you mean {'.'.join([*groups, close[0]])!r}?" if close else ""
+    close = closest_field(config, key)
+    hint = f" Did you mean {close!r}?" if close else ""
     raise SweepError(f"Unknown config field {key!r}.{hint}")
   node[last] = value
 
@@ -323,7 +340,9 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
   cores = available_cores()
   pin = (workers > 1 and len(cores) >= workers) if pin is None else pin
   slots = core_slots(cores, workers) if pin else [None] * workers
-  outcome: dict[str, list[str]] = {k: [] for k in ("done", "skipped", "preempted", "busy", "failed")}
+  outcome: dict[str, list[str]] = {
+    k: [] for k in ("done", "skipped", "preempted", "busy", "failed")
+  }
   todo = []
   for i, run in enumerate(runs):
     if status(sweep_dir, run) == "done":
@@ -355,7 +374,11 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
         cpus = slots[slot]
         env, pre = pinned_worker(cpus, os.environ)
         proc = subprocess.Popen(
-          worker_command(sweep_dir, index), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pre
+          worker_command(sweep_dir, index),
+          stdout=log,
+          stderr=subprocess.STDOUT,
+          env=env,
+          preexec_fn=pre,
         )
         active[slot] = (proc, index, log)
         print(f"  start {runs[index].name}" + (f" on core(s) {cpus}" if cpus else ""), flush=True)
@@ -369,9 +392,14 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
         log.close()
         del active[slot]
         name = runs[index].name
-        kind = {0: "done", PREEMPTED_EXIT_CODE: "preempted", BUSY_EXIT_CODE: "busy"}.get(code, "failed")
+        kind = {0: "done", PREEMPTED_EXIT_CODE: "preempted", BUSY_EXIT_CODE: "busy"}.get(
+          code, "failed"
+        )
         outcome[kind].append(name)
-        print(f"  {kind:9s} {name} (exit {code}; log: {run_dir(sweep_dir, runs[index]) / LOG_FILE})", flush=True)
+        print(
+          f"  {kind:9s} {name} (exit {code}; log: {run_dir(sweep_dir, runs[index]) / LOG_FILE})",
+          flush=True,
+        )
   finally:
     for s, handler in old.items():
       signal.signal(s, handler)
@@ -449,7 +477,9 @@ def submit_slurm(script: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m actlab.sweep", description="Runs one run of a planned sweep.")
+  parser = argparse.ArgumentParser(
+    prog="python -m actlab.sweep", description="Runs one run of a planned sweep."
+  )
   sub = parser.add_subparsers(dest="command", required=True)
   r = sub.add_parser("run", help="train run --index of the sweep in SWEEP")
   r.add_argument("sweep_dir", type=Path)

@@ -70,7 +70,7 @@ def load_splits(
 
   Eval and test are small (at most 10,000 images) and read whole by every
   process, so their metrics are exact for any number of processes. The test
-  split is None when `config.test_split` is empty (the tutorial's protocol).
+  split is None when `config.data.test_split` is empty (the tutorial's protocol).
   `data_arg` replaces the config's dataset: a TFDS name (read with the
   config's split names) or in-memory arrays (`build.in_memory_splits`).
   """
@@ -80,20 +80,20 @@ def load_splits(
     train, evals, test = build.in_memory_splits(data_arg)
     return _process_slice(train), evals, test
   if data_arg is not None:
-    kw = dict(data_dir=config.data_dir or None, download=config.download)
+    kw = dict(data_dir=config.data.data_dir or None, download=config.data.download)
     load = functools.partial(build.load_tfds, data_arg)
   else:
     kw = dict(
-      data_dir=config.data_dir or None,
-      download=config.download,
-      archive=config.archive or None,
+      data_dir=config.data.data_dir or None,
+      download=config.data.download,
+      archive=config.data.archive or None,
     )
     load = data.load
-  train_split = config.train_split
+  train_split = config.data.train_split
   if jax.process_count() > 1:
     train_split = tfds.split_for_jax_process(train_split, drop_remainder=True)
-  test = load(config.test_split, **kw) if config.get("test_split") else None
-  return load(train_split, **kw), load(config.eval_split, **kw), test
+  test = load(config.data.test_split, **kw) if config.data.test_split else None
+  return load(train_split, **kw), load(config.data.eval_split, **kw), test
 
 
 def _process_slice(split: data.Split) -> data.Split:
@@ -106,12 +106,12 @@ def _process_slice(split: data.Split) -> data.Split:
 def make_preprocess(
   config: ml_collections.ConfigDict, train_images: np.ndarray | Array
 ) -> Callable[[Array], Array]:
-  """uint8 images -> model inputs, as chosen by `config.input_scaling`."""
+  """uint8 images -> model inputs, as chosen by `config.data.input_scaling`."""
   mean = std = None
-  if config.input_scaling == "standardize":
+  if config.data.input_scaling == "standardize":
     images = distributed.local_value(train_images)
     mean, std = (jnp.asarray(s) for s in data.cifar10.channel_stats(images))
-  return functools.partial(data.scale_images, scaling=config.input_scaling, mean=mean, std=std)
+  return functools.partial(data.scale_images, scaling=config.data.input_scaling, mean=mean, std=std)
 
 
 def _pad_to(a: np.ndarray, multiple: int) -> np.ndarray:
@@ -248,8 +248,8 @@ def _run(
   )
   permutation = jax.jit(epoch_permutation, static_argnums=2)
   train_diagnosed = None
-  if config.diagnostics:
-    diagnose = (activation, config.saturation_threshold)
+  if config.diagnostics.enabled:
+    diagnose = (activation, config.diagnostics.saturation_threshold)
     train_diagnosed = jax.jit(
       functools.partial(steps_lib.train_on_indices, diagnose=diagnose, **common),
       donate_argnums=(0, 1),
@@ -274,7 +274,7 @@ def _run(
   step = int(distributed.local_value(state.step))
   first_epoch = int(distributed.local_value(state.epoch))
   last_step = config.num_epochs * steps_per_epoch - 1
-  patience = config.get("early_stopping_patience", 0)
+  patience = config.early_stopping_patience
   pending = None
   trained = False
 
@@ -302,7 +302,7 @@ def _run(
       for i in range(step - epoch * steps_per_epoch, steps_per_epoch):
         args = (state, interval, train_x, train_y, order, jnp.int32(i))
         if train_diagnosed is not None and (
-          step % config.diagnostics_every_steps == 0 or step == last_step
+          step % config.diagnostics.every_steps == 0 or step == last_step
         ):
           # Diagnostics of the step from `step` (step 0: at initialisation;
           # the run's last step is always included).
@@ -385,7 +385,7 @@ def _run(
           **test_metrics,
           selected_epoch=selected_epoch,
           eval_accuracy=float(selected_accuracy),
-          split_name=config.test_split or "test",  # or the caller's arrays
+          split_name=config.data.test_split or "test",  # or the caller's arrays
         )
   finally:
     ckpt.close()
@@ -420,10 +420,10 @@ def _custom_parts(
 def _diagnosed_activation(config: ml_collections.ConfigDict, model: nn.Module) -> Any:
   """The model's activation, which diagnostics need (`model.activation`)."""
   activation = getattr(model, "activation", None)
-  if config.diagnostics and activation is None:
+  if config.diagnostics.enabled and activation is None:
     raise config_lib.ConfigError(
-      f"config.diagnostics needs a model with an `activation` field;"
-      f" {type(model).__name__} has none. Set --config.diagnostics=False."
+      f"config.diagnostics.enabled needs a model with an `activation` field;"
+      f" {type(model).__name__} has none. Set --config.diagnostics.enabled=False."
     )
   return activation
 
@@ -525,7 +525,7 @@ def restore_run(
   """
   workdir = Path(workdir)
   saved = json.loads((workdir / "config.json").read_text())
-  config = ml_collections.ConfigDict(saved)
+  config = config_lib.from_saved(saved)
   custom = saved.get("custom") or {}
   for part, given in (("model", model), ("optimizer", tx)):
     if custom.get(part, "config") != "config" and given is None:

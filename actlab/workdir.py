@@ -12,26 +12,27 @@ from typing import Any
 import ml_collections
 
 from actlab import activations
+from actlab import config as config_lib
 
-# Fields that may change when a run is continued: they control logging,
-# checkpointing and where the data is read from, not what is computed. Every
-# other field (model, data, optimisation, initialisation, seed, ...) must
-# match the saved config.json. Matched by the field's own name, at any depth,
-# so config groups (config.optim.*, config.data.*) are covered as they appear.
-MAY_CHANGE_ON_RESUME = frozenset({
-  "num_epochs",  # training longer is a continuation; config.json keeps the maximum
-  "log_every_steps",
-  "keep_checkpoints",
-  "checkpoint_every_steps",
-  "diagnostics",
-  "diagnostics_every_steps",
-  "saturation_threshold",
-  "nonfinite_policy",
-  "max_consecutive_skips",
-  "data_dir",
-  "download",
-  "archive",
-})
+# What may change when a run is continued: logging, checkpointing, the
+# non-finite policy, diagnostics and where the data is read from, none of
+# which changes what is computed. Dotted paths; a group name covers the whole
+# group. Everything else (the model, optim and data groups, the seed, the
+# batch size, ...) must match the saved config.json.
+MAY_CHANGE_ON_RESUME = frozenset(
+  {
+    "num_epochs",  # training longer is a continuation; config.json keeps the maximum
+    "log_every_steps",
+    "keep_checkpoints",
+    "checkpoint_every_steps",
+    "nonfinite_policy",
+    "max_consecutive_skips",
+    "diagnostics",
+    "data.data_dir",
+    "data.download",
+    "data.archive",
+  }
+)
 
 
 class WorkdirError(RuntimeError):
@@ -141,31 +142,26 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-  """`field: saved -> requested` for every field that changes the computation.
+def _may_change(path: str) -> bool:
+  parts = path.split(".")
+  return any(".".join(parts[:i]) in MAY_CHANGE_ON_RESUME for i in range(1, len(parts) + 1))
 
-  Fields are compared by dotted path; a saved config with another layout
-  (flat vs grouped) is matched by the field's own name where that is
-  unambiguous. A field the saved config does not have at all was added to
-  actlab later and is not compared.
+
+def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+  """`group.field: saved -> requested` for every field that changes the computation.
+
+  Compares whole groups (model, optim, data, and the loop's own fields),
+  field by field; a config.json from before the groups is regrouped first
+  (`config.upgrade`). A field the saved config does not have at all was added
+  to actlab later and is not compared.
   """
-  saved_flat = _flatten(saved)
-  by_name: dict[str, list[Any]] = {}
-  for k, v in saved_flat.items():
-    by_name.setdefault(k.rsplit(".", 1)[-1], []).append(v)
+  saved_flat = _flatten(config_lib.upgrade(saved))
   diff = []
   for k, want in sorted(_flatten(requested).items()):
-    name = k.rsplit(".", 1)[-1]
-    if name in MAY_CHANGE_ON_RESUME:
+    if _may_change(k) or k not in saved_flat:
       continue
-    if k in saved_flat:
-      had = saved_flat[k]
-    elif len(by_name.get(name, ())) == 1:
-      had = by_name[name][0]
-    else:
-      continue
-    if had != want:
-      diff.append(f"  {k}: {had!r} -> {want!r}")
+    if saved_flat[k] != want:
+      diff.append(f"  {k}: {saved_flat[k]!r} -> {want!r}")
   return diff
 
 

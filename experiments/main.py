@@ -1,12 +1,11 @@
 r"""Runs one experiment: a config file, a workdir.
 
   python experiments/main.py --config=experiments/configs/lenet5_cifar10.py \
-      --workdir=/tmp/actlab/lenet5_relu [--config.activation=tanh ...]
+      --workdir=/tmp/actlab/lenet5_relu [--config.model.activation=tanh ...]
 
 This is the only file that defines flags; everything else takes a config.
 """
 
-import difflib
 import errno
 import json
 import logging as pylogging
@@ -21,7 +20,7 @@ from ml_collections import config_flags
 
 from actlab import data, distributed, faults, train
 from actlab.checkpoint import CheckpointError
-from actlab.config import ConfigError, base_config
+from actlab.config import ConfigError, base_config, closest_field
 from actlab.workdir import WorkdirError, free_space
 from actlab.writers import WriterError
 
@@ -134,13 +133,11 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def _unknown_field(field: str, message: str) -> str:
   """The error for `--config.FIELD` when the config has no FIELD: the closest real field."""
-  hint = re.search(r'Did you mean "([\w.]+)"', message)
-  closest = [hint.group(1)] if hint else difflib.get_close_matches(
-    field.split(".")[-1], list(base_config().keys()), n=1
-  )
+  del message  # ml_collections' own hint looks only inside the field's group
+  closest = closest_field(FLAGS["config"].value or base_config(), field)
   return (
     f"error: the config has no field {field!r}"
-    + (f"; did you mean --config.{closest[0]}?" if closest else f" (--config.{field}).")
+    + (f"; did you mean --config.{closest}?" if closest else f" (--config.{field}).")
     + " See the config file and actlab/config.py base_config() for the fields."
   )
 

@@ -118,7 +118,7 @@ def bench_actlab(
     return {"images_per_s": steps * BATCH / (time.perf_counter() - t), "first_step_s": first}
 
   if diagnose:
-    common["diagnose"] = (model.activation, c.saturation_threshold)
+    common["diagnose"] = (model.activation, c.diagnostics.saturation_threshold)
   step = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
   sums = steps_lib.zeros()
   t = time.perf_counter()

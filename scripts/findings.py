@@ -63,9 +63,7 @@ def accuracy_table(sweep: stats.Sweep) -> tuple[str, dict[str, stats.Summary], d
   acc = sweep.accuracies()
   summaries = {c: stats.summarize(list(v.values())) for c, v in acc.items() if len(v) >= 2}
   comps = stats.compare_to_baseline(acc, sweep.baseline) if sweep.baseline in summaries else {}
-  val = {
-    c: stats.summarize([r.val_accuracy for r in sweep.ok_runs(c).values()]) for c in summaries
-  }
+  val = {c: stats.summarize([r.val_accuracy for r in sweep.ok_runs(c).values()]) for c in summaries}
   rows = [
     "| activation | seeds | test acc (val-selected epoch), mean ± 95% CI | val acc |"
     f" Δ vs {sweep.baseline} [95% CI] | paired t p | Holm p | Wilcoxon p | d_z |",
@@ -74,9 +72,7 @@ def accuracy_table(sweep: stats.Sweep) -> tuple[str, dict[str, stats.Summary], d
   order = sorted(summaries, key=lambda c: -summaries[c].mean)
   for c in order:
     s, k = summaries[c], comps.get(c)
-    delta = (
-      f"{k.mean_diff:+.4f} [{k.ci_low:+.4f}, {k.ci_high:+.4f}]" if k else "(baseline)"
-    )
+    delta = f"{k.mean_diff:+.4f} [{k.ci_low:+.4f}, {k.ci_high:+.4f}]" if k else "(baseline)"
     tail = (
       f"{fmt_p(k.t_p)} | {fmt_p(k.t_p_holm)} | {fmt_p(k.wilcoxon_p)} | {k.d_z:+.1f}"
       if k
@@ -112,7 +108,7 @@ def headline(runs: Path) -> tuple[str, dict]:
   text = f"""## 1. Ten activations in the tutorial's LeNet5 (`activation_comparison.py`)
 
 ```bash
-python scripts/sweep.py --config=experiments/configs/activation_comparison.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/comparison --config.data_dir=/tmp/tfds_real --config.download=False
+python scripts/sweep.py --config=experiments/configs/activation_comparison.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/comparison --config.data.data_dir=/tmp/tfds_real --config.data.download=False
 python scripts/report.py /tmp/studies/comparison
 ```
 
@@ -173,8 +169,12 @@ def confound(runs: Path, head: dict) -> str:
     diffs[c] = stats.paired_comparison(fixed[c], raw[c], c, c + " (tutorial)", allow_unpaired=True)
   holm = dict(zip(diffs, stats.holm([d.t_p for d in diffs.values()])))
   for c in conds:
-    a, b, d = stats.summarize(list(raw[c].values())), stats.summarize(list(fixed[c].values())), diffs[c]
-    init = sweep.fields.get(c, {}).get("kernel_init", "?")
+    a, b, d = (
+      stats.summarize(list(raw[c].values())),
+      stats.summarize(list(fixed[c].values())),
+      diffs[c],
+    )
+    init = sweep.fields.get(c, {}).get("model.kernel_init", "?")
     rows.append(
       f"| {c} | {init} | {ci(a)} | {ci(b)} | {d.mean_diff:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]"
       f" | {fmt_p(d.t_p)} | {fmt_p(holm[c])} |"
@@ -187,7 +187,7 @@ def confound(runs: Path, head: dict) -> str:
   return f"""## 2. The same comparison without its confounds (`confound_check.py`)
 
 ```bash
-python scripts/sweep.py --config=experiments/configs/confound_check.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/confound --config.data_dir=/tmp/tfds_real --config.download=False
+python scripts/sweep.py --config=experiments/configs/confound_check.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/confound --config.data.data_dir=/tmp/tfds_real --config.data.download=False
 python scripts/report.py /tmp/studies/confound
 ```
 
@@ -258,7 +258,7 @@ def vanishing(runs: Path) -> str:
   return f"""## 3. Vanishing gradients by depth and initialiser (`vanishing_gradients.py`)
 
 ```bash
-python scripts/sweep.py --config=experiments/configs/vanishing_gradients.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/vanishing --config.data_dir=/tmp/tfds_real --config.download=False --only=sigmoid_d10,tanh_d10,relu_d10,relu_he_d10,sigmoid_d30,tanh_d30,relu_d30,relu_he_d30
+python scripts/sweep.py --config=experiments/configs/vanishing_gradients.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/vanishing --config.data.data_dir=/tmp/tfds_real --config.data.download=False --only=sigmoid_d10,tanh_d10,relu_d10,relu_he_d10,sigmoid_d30,tanh_d30,relu_d30,relu_he_d30
 python scripts/report.py /tmp/studies/vanishing
 ```
 
@@ -308,6 +308,7 @@ def _he_vs_glorot(sweep: stats.Sweep) -> list[str]:
 def dying(runs: Path, born: dict) -> str:
   sweep = stats.read_sweep(runs / "dying", baseline="relu_lr0.001")
   seeds, epochs = seeds_of(sweep), epochs_of(sweep)
+
   def end_mean(r: stats.Run, key: str) -> float | None:
     d = r.split("diagnostics")
     vals = d[-1].get(key) if d else None
@@ -342,8 +343,10 @@ def dying(runs: Path, born: dict) -> str:
       f"ReLU at lr 1e-2 minus lr 1e-3, paired by seed: {k.mean_diff:+.3f}"
       f" [{k.ci_low:+.3f}, {k.ci_high:+.3f}] of units dead, paired t p = {fmt_p(k.t_p)}."
     )
-  born_rows = ["| init | width | " + " | ".join(f"depth {d}" for d in (2, 5, 10, 20, 50)) + " |",
-               "|---|---:|" + "---:|" * 5]
+  born_rows = [
+    "| init | width | " + " | ".join(f"depth {d}" for d in (2, 5, 10, 20, 50)) + " |",
+    "|---|---:|" + "---:|" * 5,
+  ]
   table = {(r["init"], r["width"], r["depth"]): r for r in born["born_dead"]}
   for init in ("he_normal", "glorot_uniform"):
     for w in (2, 3, 4, 8, 16):
@@ -352,8 +355,10 @@ def dying(runs: Path, born: dict) -> str:
         r = table.get((init, w, d))
         cells.append(f"{r['born_dead']:.3f}" if r else "–")
       born_rows.append(f"| {init} | {w} | " + " | ".join(cells) + " |")
-  mlp_rows = ["| inputs | init | " + " | ".join(f"depth {d}" for d in (5, 10, 20, 30)) + " |",
-              "|---|---|" + "---:|" * 4]
+  mlp_rows = [
+    "| inputs | init | " + " | ".join(f"depth {d}" for d in (5, 10, 20, 30)) + " |",
+    "|---|---|" + "---:|" * 4,
+  ]
   by = {(r["scaling"], r["init"], r["depth"]): r for r in born.get("mlp_dead_at_init", [])}
   for scaling in ("raw", "standardize"):
     for init in ("he_normal", "glorot_uniform"):
@@ -396,7 +401,7 @@ signal (section 3).
 ### Learning rate
 
 ```bash
-python scripts/sweep.py --config=experiments/configs/dying_relu.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/dying --config.data_dir=/tmp/tfds_real --config.download=False --only=relu_lr0.001,relu_lr0.01,leaky_relu_lr0.01,elu_lr0.01
+python scripts/sweep.py --config=experiments/configs/dying_relu.py:epochs={epochs} --seeds={len(seeds)} --workers=auto --workdir=/tmp/studies/dying --config.data.data_dir=/tmp/tfds_real --config.data.download=False --only=relu_lr0.001,relu_lr0.01,leaky_relu_lr0.01,elu_lr0.01
 python scripts/report.py /tmp/studies/dying --baseline=relu_lr0.001
 ```
 
@@ -435,7 +440,9 @@ def main(argv=None) -> int:
   parser.add_argument("--runs", type=Path, default=Path("docs/runs"))
   parser.add_argument("--out", type=Path, default=Path("docs/findings.md"))
   parser.add_argument("--template", type=Path, default=Path("docs/findings_template.md"))
-  parser.add_argument("--readme", type=Path, default=None, help="README whose results block to update")
+  parser.add_argument(
+    "--readme", type=Path, default=None, help="README whose results block to update"
+  )
   args = parser.parse_args(argv)
   born = json.loads((args.runs / "born_dead" / "born_dead.json").read_text())
   head_text, head = headline(args.runs)

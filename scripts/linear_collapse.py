@@ -29,9 +29,9 @@ def main() -> None:
   parser.add_argument("--out", type=Path, default=None)
   args = parser.parse_args()
   config, state = train.restore_run(args.workdir)
-  if config.model != "mlp" or config.activation != "identity":
+  if config.model.name != "mlp" or config.model.activation != "identity":
     sys.exit(
-      f"error: {args.workdir} is a {config.model} with {config.activation};"
+      f"error: {args.workdir} is a {config.model.name} with {config.model.activation};"
       " the collapse applies to an MLP with the identity activation."
     )
   train_split, evals, _ = train.load_splits(config)
@@ -51,7 +51,7 @@ def main() -> None:
   labels = evals.labels
   result = {
     "workdir": str(args.workdir),
-    "layers": int(config.mlp_depth) + 1,
+    "layers": int(config.model.mlp_depth) + 1,
     "collapsed_shape": list(w.shape),
     "max_abs_logit_difference": float(np.abs(net - lin).max()),
     "max_abs_logit": float(np.abs(net).max()),

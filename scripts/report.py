@@ -139,7 +139,7 @@ def condition_rows(sweep: stats.Sweep) -> list[dict]:
     row = {
       "condition": c,
       "metric": "+".join(sorted({r.source for r in runs})) or "-",
-      "eval_split": "+".join(sorted({str(r.config.get("eval_split", "?")) for r in runs})),
+      "eval_split": "+".join(sorted({str(r.field("data.eval_split", "?")) for r in runs})),
     }
     row |= s | {f"val_{k}": x for k, x in v.items() if k != "sd"}
     cmp = comparisons.get(c)
@@ -247,9 +247,9 @@ def setup_table(sweep: stats.Sweep, rows: list[dict]) -> str:
     runs = list(sweep.ok_runs(r["condition"]).values())
     if not runs:
       continue
-    c = runs[0].config
-    model = c.get("model", "-") + (
-      f" depth {c.get('mlp_depth')}" if c.get("model") == "mlp" else ""
+    c = runs[0].field
+    model = c("model.name", "-") + (
+      f" depth {c('model.mlp_depth')}" if c("model.name") == "mlp" else ""
     )
     per_run = [run_row(x) for x in runs]
     ratios = {k: _geomean([x[k] for x in per_run]) for k in ("grad_ratio_init", "grad_ratio_end")}
@@ -261,8 +261,9 @@ def setup_table(sweep: stats.Sweep, rows: list[dict]) -> str:
       for k in FRACTIONS
     ]
     lines.append(
-      f"| {r['condition']} | {model} | `{c.get('activation', '-')}` | {c.get('learning_rate', '-')}"
-      f" | {c.get('kernel_init', '-')} | {c.get('input_scaling', '-')}"
+      f"| {r['condition']} | {model} | `{c('model.activation', '-')}`"
+      f" | {c('optim.learning_rate', '-')} | {c('model.kernel_init', '-')}"
+      f" | {c('data.input_scaling', '-')}"
       f" | {max((x.final_epoch or 0) for x in runs)} | {_f(ratios['grad_ratio_init'], '.2e')}"
       f" | {_f(ratios['grad_ratio_end'], '.2e')} | " + " | ".join(fracs) + " |"
     )
@@ -454,16 +455,16 @@ def _save(fig, path: Path) -> Path:
 
 def _groups(sweep: stats.Sweep) -> dict[str, list[str]]:
   """Conditions grouped by model (and depth, and learning rate where they differ)."""
-  configs = {
-    c: next(iter(sweep.ok_runs(c).values())).config for c in sweep.conditions if sweep.ok_runs(c)
+  first = {
+    c: next(iter(sweep.ok_runs(c).values())).field for c in sweep.conditions if sweep.ok_runs(c)
   }
-  several_lrs = len({cfg.get("learning_rate") for cfg in configs.values()}) > 1
+  several_lrs = len({f("optim.learning_rate") for f in first.values()}) > 1
   keyed: dict[tuple, list[str]] = defaultdict(list)
-  for c, cfg in configs.items():
-    depth = cfg.get("mlp_depth", 0) if cfg.get("model") == "mlp" else 0
-    keyed[
-      (str(cfg.get("model", "")), depth, cfg.get("learning_rate") if several_lrs else 0)
-    ].append(c)
+  for c, f in first.items():
+    depth = f("model.mlp_depth", 0) if f("model.name") == "mlp" else 0
+    keyed[(str(f("model.name", "")), depth, f("optim.learning_rate") if several_lrs else 0)].append(
+      c
+    )
   groups = {}
   for model, depth, lr in sorted(keyed):
     title = f"MLP, depth {depth}" if model == "mlp" else model or "runs"
@@ -480,7 +481,7 @@ def learning_curves(sweep: stats.Sweep, out: Path) -> Path:
     runs = list(sweep.ok_runs(c).values())
     if not runs:
       continue
-    eval_split = runs[0].config.get("eval_split", eval_split)
+    eval_split = runs[0].field("data.eval_split", eval_split)
     for ax, (split, key, _) in zip(axes, panels):
       epochs, m = _epoch_matrix(runs, split, key)
       if epochs:

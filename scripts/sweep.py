@@ -2,7 +2,7 @@ r"""Runs a study: every condition of a config's `sweep()` at every seed.
 
   python scripts/sweep.py --config=experiments/configs/activation_comparison.py \
       --seeds=5 --workers=auto --workdir=/tmp/actlab/comparison \
-      [--config.data_dir=/data/tfds --config.download=False ...] [--only=relu,tanh]
+      [--config.data.data_dir=/data/tfds --config.data.download=False ...] [--only=relu,tanh]
   python scripts/report.py /tmp/actlab/comparison
 
 Each run trains in WORKDIR/<condition>/seed_<s>/ (its own config.json,
@@ -38,11 +38,17 @@ def main(argv=None) -> int:
   parser.add_argument("--workdir", required=True, type=Path, help="the sweep's folder")
   parser.add_argument("--seeds", default="", help="a count (5), a list (0,3,7) or a range (10-14)")
   parser.add_argument("--only", default="", help="comma-separated condition names to run")
-  parser.add_argument("--workers", default="1", help="parallel worker processes, or 'auto' (one per core)")
+  parser.add_argument(
+    "--workers", default="1", help="parallel worker processes, or 'auto' (one per core)"
+  )
   parser.add_argument("--launcher", choices=("local", "slurm"), default="local")
   parser.add_argument("--submit", action="store_true", help="with --launcher=slurm: run sbatch")
-  parser.add_argument("--sbatch", action="append", default=[], help="an #SBATCH option, e.g. --sbatch=--gpus=1")
-  parser.add_argument("--max_parallel", type=int, default=0, help="slurm: at most this many tasks at once")
+  parser.add_argument(
+    "--sbatch", action="append", default=[], help="an #SBATCH option, e.g. --sbatch=--gpus=1"
+  )
+  parser.add_argument(
+    "--max_parallel", type=int, default=0, help="slurm: at most this many tasks at once"
+  )
   args, rest = parser.parse_known_args(argv)
   overrides = {}
   for item in rest:

@@ -12,6 +12,9 @@ import jax
 import numpy as np
 import pytest
 
+from actlab.config import FLAT_FIELDS
+from actlab.sweep import set_field
+
 # Implicit rank promotion hides shape bugs; make it an error in tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Eight CPU devices, set before JAX starts its backend, so every training test
@@ -68,6 +71,22 @@ def run_python(*args, timeout=300) -> subprocess.CompletedProcess:
   )
 
 
+def field_path(name: str) -> str:
+  """A config field's dotted path: `"activation"` -> `"model.activation"`.
+
+  Tests name fields by their own name where that is unambiguous; a dotted
+  path is kept as it is.
+  """
+  return FLAT_FIELDS.get(name, name)
+
+
+def set_fields(config, **fields):
+  """Sets each field (by `field_path`) on a locked config; returns it."""
+  for name, value in fields.items():
+    set_field(config, field_path(name), value)
+  return config
+
+
 def experiment_args(data_dir, workdir, **fields) -> list[str]:
   """`experiments/main.py` arguments: the tutorial config on a test data_dir."""
   fields = {"data_dir": data_dir, "download": False, "input_scaling": "unit", **fields}
@@ -75,7 +94,7 @@ def experiment_args(data_dir, workdir, **fields) -> list[str]:
     "experiments/main.py",
     "--config=experiments/configs/lenet5_cifar10.py",
     f"--workdir={workdir}",
-    *(f"--config.{k}={v}" for k, v in fields.items()),
+    *(f"--config.{field_path(k)}={v}" for k, v in fields.items()),
   ]
 
 

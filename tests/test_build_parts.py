@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 import tensorflow_datasets as tfds
+from conftest import set_fields
 
 from actlab import build, presets, train, writers
 from actlab.workdir import WorkdirError
@@ -35,9 +36,8 @@ def arrays(seed=0, n_train=32, n_eval=16, shape=(8, 8, 3)):
 
 def tiny_config(**overrides):
   c = presets.tutorial()
-  c.update(dict(batch_size=8, num_epochs=2, log_every_steps=2, input_scaling="unit"))
-  c.update(overrides)
-  return c
+  fields = dict(batch_size=8, num_epochs=2, log_every_steps=2, input_scaling="unit")
+  return set_fields(c, **(fields | overrides))
 
 
 def _config_json(workdir):

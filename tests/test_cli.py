@@ -27,8 +27,8 @@ def test_data_import_command_then_experiment_with_flag_overrides(tmp_path, fake_
     "experiments/main.py",
     "--config=experiments/configs/lenet5_cifar10.py:act=tanh",
     f"--workdir={tmp_path / 'wd'}",
-    f"--config.data_dir={data_dir}",
-    "--config.download=False",
+    f"--config.data.data_dir={data_dir}",
+    "--config.data.download=False",
     "--config.batch_size=8",
     "--config.num_epochs=2",
     "--cpu_devices=2",
@@ -40,7 +40,7 @@ def test_data_import_command_then_experiment_with_flag_overrides(tmp_path, fake_
   summary = json.loads(out.stdout[out.stdout.rindex("{") :])
   assert summary["epochs"] == 2
   cfg = json.loads((tmp_path / "wd" / "config.json").read_text())
-  assert (cfg["activation"], cfg["num_epochs"], cfg["batch_size"]) == ("tanh", 2, 8)
+  assert (cfg["model"]["activation"], cfg["num_epochs"], cfg["batch_size"]) == ("tanh", 2, 8)
 
 
 def test_data_import_command_rejects_corrupt_member(tmp_path):
@@ -75,8 +75,8 @@ def test_experiment_offline_without_data_says_what_to_do(tmp_path):
     "experiments/main.py",
     "--config=experiments/configs/lenet5_cifar10.py",
     f"--workdir={tmp_path / 'wd'}",
-    f"--config.data_dir={tmp_path / 'nothing'}",
-    "--config.download=False",
+    f"--config.data.data_dir={tmp_path / 'nothing'}",
+    "--config.data.download=False",
   )
   assert out.returncode != 0
   assert "python -m actlab.data import" in out.stderr

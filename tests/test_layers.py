@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import set_fields
 
 from actlab import activations, diagnostics, layers, models, train, writers
 from experiments.configs import lenet5_cifar10
@@ -221,8 +222,8 @@ def test_fast_path_is_on_by_default_on_cpu_only(monkeypatch):
 
 def test_default_experiment_trains_the_same_on_either_path(tmp_path, monkeypatch):
   c = lenet5_cifar10.get_config()
-  c.update(batch_size=8, num_epochs=2, log_every_steps=2, data_dir=str(tmp_path / "data"))
-  c.download = False
+  set_fields(c, batch_size=8, num_epochs=2, log_every_steps=2, data_dir=str(tmp_path / "data"))
+  c.data.download = False
   with tfds.testing.mock_data(num_examples=24):
     fast = train.train_and_evaluate(c, tmp_path / "fast")
     monkeypatch.setattr(layers, "use_blocked", lambda *args, **kwargs: False)

@@ -347,7 +347,7 @@ def soft_clip(x):
 SPEC = "my_pkg.acts:soft_clip"
 # 40 fake CIFAR-10 training images in batches of 16: two steps, one epoch.
 TINY_RUN = [
-    "--config.download=False", "--config.input_scaling=unit", "--config.batch_size=16",
+    "--config.data.download=False", "--config.data.input_scaling=unit", "--config.batch_size=16",
     "--config.num_epochs=1", "--config.log_every_steps=1",
 ]
 
@@ -357,26 +357,26 @@ def test_experiment_and_sweep_commands_take_a_users_activation(outside, fake_cif
   main = run_command_outside(
       outside, str(ROOT / "experiments/main.py"),
       f"--config={ROOT / 'experiments/configs/lenet5_cifar10.py'}",
-      f"--workdir={outside / 'run'}", f"--config.activation={SPEC}",
-      f"--config.data_dir={data_dir}", *TINY_RUN, files=USER_ACTIVATION,
+      f"--workdir={outside / 'run'}", f"--config.model.activation={SPEC}",
+      f"--config.data.data_dir={data_dir}", *TINY_RUN, files=USER_ACTIVATION,
   )
   _assert_ok(main)
   summary = json.loads(main.stdout[main.stdout.index("{"):])
   assert summary["epochs"] == 1 and 0 <= summary["final_eval_accuracy"] <= 1, summary
-  assert json.loads((outside / "run/config.json").read_text())["activation"] == SPEC
+  assert json.loads((outside / "run/config.json").read_text())["model"]["activation"] == SPEC
 
   sweep = run_command_outside(
       outside, str(ROOT / "scripts/sweep.py"),
       f"--config={ROOT / 'experiments/configs/activation_comparison.py'}",
       "--only=relu", "--seeds=1", "--workers=1", f"--workdir={outside / 'sweep'}",
-      f"--config.activation={SPEC}", f"--config.data_dir={data_dir}", *TINY_RUN,
-      "--config.train_split=train[:32]", "--config.eval_split=train[32:]",
-      "--config.test_split=test",
+      f"--config.model.activation={SPEC}", f"--config.data.data_dir={data_dir}", *TINY_RUN,
+      "--config.data.train_split=train[:32]", "--config.data.eval_split=train[32:]",
+      "--config.data.test_split=test",
   )
   _assert_ok(sweep)
   assert "done: 1" in sweep.stdout, sweep.stdout
   run = outside / "sweep/relu/seed_0"
-  assert json.loads((run / "config.json").read_text())["activation"] == SPEC
+  assert json.loads((run / "config.json").read_text())["model"]["activation"] == SPEC
   done = json.loads((run / "done.json").read_text())
   assert done["selected_epoch"] == 1 and 0 <= done["test_accuracy"] <= 1, done
 
@@ -387,9 +387,10 @@ from actlab import presets
 from actlab.config import ConfigError, base_config
 
 c = presets.tutorial("act=tanh,runlocal")
-assert (c.activation, c.num_epochs, c.train_split) == ("tanh", 1, "train[:10%]")
+assert (c.model.activation, c.num_epochs, c.data.train_split) == ("tanh", 1, "train[:10%]")
 c = presets.runlocal(presets.validation_protocol(base_config()))
-assert (c.num_epochs, c.eval_split, c.test_split) == (1, "train[45000:45500]", "test[:10%]")
+d = c.data
+assert (c.num_epochs, d.eval_split, d.test_split) == (1, "train[45000:45500]", "test[:10%]")
 try:
   presets.tutorial("epochs=3,runlocal")
 except ConfigError as e:
@@ -410,7 +411,8 @@ print("ok")
       f"--workdir={outside / 'run'}", "--config.learning_rat=0.1",
   )
   assert bad.returncode != 0
-  assert "no field 'learning_rat'; did you mean --config.learning_rate?" in bad.stderr, bad.stderr
+  hint = "no field 'learning_rat'; did you mean --config.optim.learning_rate?"
+  assert hint in bad.stderr, bad.stderr
   assert "Traceback" not in bad.stderr and not (outside / "run").exists()
 
 

@@ -225,7 +225,7 @@ def test_config_mismatch_is_refused_with_a_diff(fake_cifar10, tmp_path):
   assert (wd / "config.json").read_text() == before
   state = train.train_and_evaluate(changed, wd, allow_config_change=True)
   assert int(state.epoch) == 2
-  assert json.loads((wd / "config.json").read_text())["activation"] == "tanh"
+  assert json.loads((wd / "config.json").read_text())["model"]["activation"] == "tanh"
 
 
 def test_concurrent_run_is_refused_and_the_lock_is_released(fake_cifar10, tmp_path):

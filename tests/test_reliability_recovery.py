@@ -11,6 +11,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from conftest import field_path
 from test_train import small_config
 
 from actlab import build, checkpoint, config, faults, steps, train, writers
@@ -169,7 +170,8 @@ def test_nonfinite_update_from_finite_gradient_is_never_applied():
 )
 def test_values_that_make_nan_parameters_are_refused(field, value):
   c = small_config(**{field: value})
-  with pytest.raises(config.ConfigError, match=field if field != "activation" else "finite"):
+  match = field_path(field) if field != "activation" else "finite"
+  with pytest.raises(config.ConfigError, match=match):
     config.validate(c)
 
 
@@ -179,7 +181,8 @@ def test_values_that_make_nan_parameters_are_refused(field, value):
 
 
 @pytest.mark.parametrize(
-  "field, value", [("model", "mlp"), ("kernel_init", "he_normal"), ("mlp_width", 64)]
+  "field, value",
+  [("model.name", "mlp"), ("model.kernel_init", "he_normal"), ("model.mlp_width", 64)],
 )
 def test_every_field_that_changes_the_run_is_compared(fake_cifar10, tmp_path, field, value):
   data_dir, _ = fake_cifar10
@@ -187,7 +190,8 @@ def test_every_field_that_changes_the_run_is_compared(fake_cifar10, tmp_path, fi
   wd.mkdir()
   saved = small_config(data_dir).to_dict()
   (wd / "config.json").write_text(json.dumps(saved))
-  with pytest.raises(WorkdirError, match=f"{field}: {saved[field]!r} -> {value!r}"):
+  group, name = field.split(".")
+  with pytest.raises(WorkdirError, match=f"{field}: {saved[group][name]!r} -> {value!r}"):
     train.train_and_evaluate(small_config(data_dir, **{field: value}), wd)
   assert json.loads((wd / "config.json").read_text()) == saved
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, python_env
+from conftest import ROOT, field_path, python_env
 
 from actlab import sweep, train, writers
 
@@ -18,18 +18,18 @@ COMPARISON = str(ROOT / "experiments/configs/activation_comparison.py")
 
 
 def small_overrides(data_dir, **extra):
-  """The validation protocol on the 40-image fake CIFAR-10."""
+  """The validation protocol on the 40-image fake CIFAR-10 (dotted field paths)."""
   return {
-    "data_dir": str(data_dir),
-    "download": False,
-    "input_scaling": "unit",
+    "data.data_dir": str(data_dir),
+    "data.download": False,
+    "data.input_scaling": "unit",
     "batch_size": 8,
     "num_epochs": 2,
     "log_every_steps": 2,
-    "train_split": "train[:32]",
-    "eval_split": "train[32:]",
-    "test_split": "test",
-    **extra,
+    "data.train_split": "train[:32]",
+    "data.eval_split": "train[32:]",
+    "data.test_split": "test",
+    **{field_path(k): v for k, v in extra.items()},
   }
 
 
@@ -50,8 +50,8 @@ def test_plan_crosses_conditions_with_seeds():
   assert p.baseline == "relu"
   run = p.runs()[5]
   config = sweep.run_config(p, run)
-  assert (config.activation, config.seed, config.num_epochs) == ("elu(alpha=0.5)", 1, 1)
-  assert config.test_split == "test" and config.eval_split == "train[45000:]"
+  assert (config.model.activation, config.seed, config.num_epochs) == ("elu(alpha=0.5)", 1, 1)
+  assert config.data.test_split == "test" and config.data.eval_split == "train[45000:]"
   only = sweep.plan(COMPARISON, seeds=[0], only=["tanh"])
   assert [r.name for r in only.runs()] == ["tanh/seed_0"]
   with pytest.raises(sweep.SweepError, match="no condition named"):

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import set_fields
 
 from actlab import build, checkpoint, steps, train, writers
 from experiments.configs import lenet5_cifar10
@@ -17,11 +18,10 @@ def small_config(data_dir="", **overrides):
   c.batch_size = 8
   c.num_epochs = 1
   c.log_every_steps = 2
-  c.data_dir = str(data_dir)
-  c.download = False
-  c.input_scaling = "unit"
-  c.update(overrides)
-  return c
+  c.data.data_dir = str(data_dir)
+  c.data.download = False
+  c.data.input_scaling = "unit"
+  return set_fields(c, **overrides)
 
 
 def _params(state):
@@ -57,7 +57,7 @@ def test_train_and_evaluate_on_mock_tfds(tmp_path):
   assert all(0 <= r["accuracy"] <= 1 and np.isfinite(r["loss"]) for r in evals)
   assert [r["step"] for r in records if r["split"] == "train_interval"] == [2, 4, 6, 8, 10, 12]
   cfg = json.loads((tmp_path / "wd" / "config.json").read_text())
-  assert cfg["activation"] == "relu" and cfg["batch_size"] == 8
+  assert cfg["model"]["activation"] == "relu" and cfg["batch_size"] == 8
   assert list((tmp_path / "wd").glob("events.out.tfevents.*"))
   assert checkpoint.Checkpoints(tmp_path / "wd").latest_step() == 12
 
@@ -71,7 +71,7 @@ def test_train_and_evaluate_on_imported_archive(fake_cifar10, tmp_path):
   summary = train.final_summary(tmp_path / "wd")
   assert summary["epochs"] == 1 and 0 <= summary["final_eval_accuracy"] <= 1
   cfg = json.loads((tmp_path / "wd" / "config.json").read_text())
-  assert cfg["activation"] == "leaky_relu(negative_slope=0.2)"
+  assert cfg["model"]["activation"] == "leaky_relu(negative_slope=0.2)"
 
 
 def test_resume_continues_bit_for_bit(fake_cifar10, tmp_path):
@@ -102,11 +102,14 @@ def test_epoch_order_depends_only_on_key_and_epoch():
     ({"batch_size": 0}, "config.batch_size must be a positive integer, got 0"),
     ({"batch_size": -8}, "config.batch_size must be a positive integer"),
     ({"num_epochs": 0}, "config.num_epochs must be a positive integer, got 0"),
-    ({"learning_rate": -1.0}, "config.learning_rate must be a positive finite number, got -1.0"),
+    (
+      {"learning_rate": -1.0},
+      "config.optim.learning_rate must be a positive finite number, got -1.0",
+    ),
     ({"activation": "rleu"}, "Unknown activation 'rleu'. Did you mean 'relu'?"),
     ({"activation": "elu(alpha="}, "Malformed activation spec"),
-    ({"optimizer": "adagrad"}, "config.optimizer='adagrad' is not one of"),
-    ({"input_scaling": "minmax"}, "config.input_scaling='minmax' is not one of"),
+    ({"optimizer": "adagrad"}, "config.optim.name='adagrad' is not one of"),
+    ({"input_scaling": "minmax"}, "config.data.input_scaling='minmax' is not one of"),
   ],
 )
 def test_bad_config_is_refused_before_anything_runs(tmp_path, override, message):

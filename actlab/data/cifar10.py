@@ -47,7 +47,7 @@ def _how_to_get_data(data_dir: Path) -> str:
     f"  python -m actlab.data import /path/to/cifar-10-binary.tar.gz"
     f" --data_dir={data_dir}\n"
     "(the extracted cifar-10-batches-bin/ folder works too), or set"
-    " config.archive to that path."
+    " config.data.archive to that path."
   )
 
 
@@ -70,7 +70,7 @@ def prepare(
   if not download:
     raise DataNotFoundError(
       f"CIFAR-10 is not prepared in {data_dir} and downloading is off"
-      f" (config.download=False). {_how_to_get_data(data_dir)}"
+      f" (config.data.download=False). {_how_to_get_data(data_dir)}"
     )
   unreachable = _unreachable(OFFICIAL_URL)
   if unreachable:
@@ -155,7 +155,7 @@ def load(
       raise DataNotFoundError(
         f"CIFAR-10 in {builder.data_dir} is stored as"
         f" {builder.info.file_format.value}, but actlab reads array_record"
-        " (random access without TensorFlow). Point config.data_dir at another"
+        " (random access without TensorFlow). Point config.data.data_dir at another"
         " folder, or delete that one, and actlab will prepare it again."
       ) from e
     logging.info("CIFAR-10 not found in %s; preparing it.", root)
@@ -172,7 +172,7 @@ def load(
       f"CIFAR-10 in {root} cannot be read ({_first_line(e)}): a data file is"
       f" missing or corrupt. Delete {root / DATASET} and re-import with"
       f" python -m actlab.data import /path/to/cifar-10-binary.tar.gz --data_dir={root}"
-      " (or set config.download=True with internet)."
+      " (or set config.data.download=True with internet)."
     ) from None
   if n == 0:
     raise SplitError(f"The split {split!r} selects no examples; choose a non-empty slice.")

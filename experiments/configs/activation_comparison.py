@@ -2,7 +2,7 @@ r"""LeNet5 on CIFAR-10, ten activations, several seeds: the headline comparison.
 
   python scripts/sweep.py --config=experiments/configs/activation_comparison.py \
       --seeds=5 --workers=auto --workdir=/tmp/actlab/comparison \
-      --config.data_dir=/data/tfds --config.download=False
+      --config.data.data_dir=/data/tfds --config.data.download=False
   python scripts/report.py /tmp/actlab/comparison
 
 Each run is the tutorial's (raw pixels, Glorot uniform, Adam 1e-3, batch 256)
@@ -41,6 +41,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 def sweep(config: ml_collections.ConfigDict | None = None) -> dict:
   acts = (config or get_config()).activations
   return {
-    "conditions": [{"name": a.split("(")[0], "activation": a} for a in acts],
+    "conditions": [{"name": a.split("(")[0], "model.activation": a} for a in acts],
     "baseline": "relu",
   }

@@ -3,7 +3,7 @@ and each activation's own initialiser.
 
   python scripts/sweep.py --config=experiments/configs/confound_check.py \
       --seeds=5 --workers=auto --workdir=/tmp/actlab/confound \
-      --config.data_dir=/data/tfds --config.download=False
+      --config.data.data_dir=/data/tfds --config.data.download=False
   python scripts/report.py /tmp/actlab/confound
 
 The tutorial feeds raw 0-255 pixels (the first convolution's pre-activations
@@ -37,7 +37,7 @@ DEFAULT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu")
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = presets.validation_protocol(base_config())
-  c.input_scaling = "standardize"
+  c.data.input_scaling = "standardize"
   presets.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
   return c
 
@@ -49,7 +49,7 @@ def sweep(config: ml_collections.ConfigDict | None = None) -> dict:
     raise ValueError(f"No initialiser family for {unknown}; add them to INITIALISERS.")
   return {
     "conditions": [
-      {"name": a, "activation": a, "kernel_init": INITIALISERS[a]} for a in acts
+      {"name": a, "model.activation": a, "model.kernel_init": INITIALISERS[a]} for a in acts
     ],
     "baseline": "relu",
   }

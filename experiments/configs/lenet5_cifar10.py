@@ -10,9 +10,9 @@ gives a final validation accuracy of about 0.54 (the tutorial's Keras run:
   --config=experiments/configs/lenet5_cifar10.py:act=elu(alpha=0.5),epochs=3
   --config=experiments/configs/lenet5_cifar10.py:runlocal   # 1 epoch, 10% data
 
-and any field from the command line: --config.learning_rate=3e-4.
-Offline, point config.archive at cifar-10-binary.tar.gz on the first run:
-  --config.archive=/path/to/cifar-10-binary.tar.gz
+and any field from the command line: --config.optim.learning_rate=3e-4.
+Offline, point config.data.archive at cifar-10-binary.tar.gz on the first run:
+  --config.data.archive=/path/to/cifar-10-binary.tar.gz
 """
 
 import ml_collections

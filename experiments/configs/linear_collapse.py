@@ -6,7 +6,7 @@ the network's outputs (scripts/linear_collapse.py). The same network with
 relu shows what the nonlinearity buys.
 
   python scripts/sweep.py --config=experiments/configs/linear_collapse.py \
-      --workdir=/tmp/actlab/collapse --config.data_dir=/tmp/tfds
+      --workdir=/tmp/actlab/collapse --config.data.data_dir=/tmp/tfds
   python scripts/linear_collapse.py /tmp/actlab/collapse/identity
   python scripts/report.py /tmp/actlab/collapse/*
 
@@ -23,15 +23,15 @@ from actlab.config import base_config
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = base_config()
-  c.model = "mlp"
-  c.mlp_depth = 3
-  c.mlp_width = 256
-  c.activation = "identity"
-  c.input_scaling = "standardize"
+  c.model.name = "mlp"
+  c.model.mlp_depth = 3
+  c.model.mlp_width = 256
+  c.model.activation = "identity"
+  c.data.input_scaling = "standardize"
   c.num_epochs = 5
   presets.reject_unknown(presets.apply_args(c, arg))
   return c
 
 
 def sweep() -> list[dict]:
-  return [{"name": act, "activation": act} for act in ("identity", "relu")]
+  return [{"name": act, "model.activation": act} for act in ("identity", "relu")]

@@ -5,7 +5,7 @@ sigmoid, tanh and relu with Glorot uniform (the tutorial's Keras default) and
 relu with He normal (He et al. 2015), at depths 5 to 30. Run it all:
 
   python scripts/sweep.py --config=experiments/configs/vanishing_gradients.py \
-      --seeds=5 --workers=auto --workdir=/tmp/actlab/vanishing --config.data_dir=/tmp/tfds
+      --seeds=5 --workers=auto --workdir=/tmp/actlab/vanishing --config.data.data_dir=/tmp/tfds
   python scripts/report.py /tmp/actlab/vanishing
 
 or one run:
@@ -38,14 +38,14 @@ DEPTHS = (5, 10, 20, 30)
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """MLP of `depth` hidden layers (128 wide), Glorot init, diagnostics on."""
   c = presets.validation_protocol(base_config())
-  c.model = "mlp"
-  c.mlp_width = 128
-  c.input_scaling = "standardize"
+  c.model.name = "mlp"
+  c.model.mlp_width = 128
+  c.data.input_scaling = "standardize"
   c.num_epochs = 2
-  c.diagnostics = True
-  c.diagnostics_every_steps = 13  # 15 records per 195-step epoch, step 0 included
+  c.diagnostics.enabled = True
+  c.diagnostics.every_steps = 13  # 15 records per 195-step epoch, step 0 included
   args = presets.apply_args(c, arg)
-  c.mlp_depth = args.pop("depth", 20)
+  c.model.mlp_depth = args.pop("depth", 20)
   presets.reject_unknown(args, "depth=, " + presets.COMMON_ARGS)
   return c
 
@@ -53,7 +53,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 def sweep() -> list[dict]:
   """(name, overrides) for every run of the study."""
   return [
-    {"name": f"{name}_d{depth:02d}", "activation": act, "kernel_init": init, "mlp_depth": depth}
+    {
+      "name": f"{name}_d{depth:02d}",
+      "model.activation": act,
+      "model.kernel_init": init,
+      "model.mlp_depth": depth,
+    }
     for name, act, init in CONDITIONS
     for depth in DEPTHS
   ]

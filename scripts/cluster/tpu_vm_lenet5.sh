@@ -19,7 +19,7 @@ gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="
   pip install -q -e '.[tpu]'
   python experiments/main.py \
     --config=experiments/configs/lenet5_cifar10.py \
-    --config.data_dir=$SHARED/tfds \
-    --config.batch_size=2048 --config.dtype=bfloat16 \
+    --config.data.data_dir=$SHARED/tfds \
+    --config.batch_size=2048 --config.model.dtype=bfloat16 \
     --workdir=$SHARED/actlab/lenet5_relu
 "
