@@ -14,11 +14,15 @@ takes a research project's own model and optax transformation.
 `in_memory_splits` and `load_tfds` turn a project's own arrays or a TFDS
 name into the splits a run trains on, and `describe_parts` says in plain
 values which parts a run took from its caller (recorded in config.json).
+For the run itself, `make_mesh`, `load_splits`, `train_on_device` and
+`eval_on_device` put the data on the devices, `make_preprocess` scales it,
+and `compile_steps` jits `actlab.steps` for the mesh (`CompiledSteps`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import os
@@ -31,8 +35,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from actlab import activations, data, models
+from actlab import activations, data, distributed, models
 from actlab import steps as steps_lib
 
 Array = jax.Array
@@ -327,3 +333,186 @@ def describe_parts(
       if s is not None
     }
   return out
+
+
+# ----------------------------------------------------------------------------
+# Config -> mesh, data on device, compiled steps
+# ----------------------------------------------------------------------------
+
+
+def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over `devices` (default: every device of every process)."""
+  devices = jax.devices() if devices is None else devices
+  # Auto axes: XLA propagates shardings from the constraints placed on batches.
+  return jax.make_mesh(
+    (len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
+  )
+
+
+def load_splits(
+  config: Config, data_arg: str | InMemoryData | None = None
+) -> tuple[data.Split, data.Split, data.Split | None]:
+  """This process's slice of the train split, the whole eval and test splits.
+
+  Eval and test are small (at most 10,000 images) and read whole by every
+  process, so their metrics are exact for any number of processes. The test
+  split is None when `config.data.test_split` is empty (the tutorial's protocol).
+  `data_arg` replaces the config's dataset: a TFDS name (read with the
+  config's split names) or in-memory arrays (`in_memory_splits`).
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  if data_arg is not None and not isinstance(data_arg, str):
+    train, evals, test = in_memory_splits(data_arg)
+    return _process_slice(train), evals, test
+  if data_arg is not None:
+    kw = dict(data_dir=config.data.data_dir or None, download=config.data.download)
+    load = functools.partial(load_tfds, data_arg)
+  else:
+    kw = dict(
+      data_dir=config.data.data_dir or None,
+      download=config.data.download,
+      archive=config.data.archive or None,
+    )
+    load = data.load
+  train_split = config.data.train_split
+  if jax.process_count() > 1:
+    train_split = tfds.split_for_jax_process(train_split, drop_remainder=True)
+  test = load(config.data.test_split, **kw) if config.data.test_split else None
+  return load(train_split, **kw), load(config.data.eval_split, **kw), test
+
+
+def _process_slice(split: data.Split) -> data.Split:
+  """This process's contiguous share of an in-memory split (all of it on one process)."""
+  n = len(split.labels) // jax.process_count()
+  i = jax.process_index()
+  return data.Split(split.images[i * n : (i + 1) * n], split.labels[i * n : (i + 1) * n])
+
+
+def make_preprocess(config: Config, train_images: np.ndarray | Array) -> Callable[[Array], Array]:
+  """uint8 images -> model inputs, as chosen by `config.data.input_scaling`."""
+  mean = std = None
+  if config.data.input_scaling == "standardize":
+    images = distributed.local_value(train_images)
+    mean, std = (jnp.asarray(s) for s in data.cifar10.channel_stats(images))
+  return functools.partial(data.scale_images, scaling=config.data.input_scaling, mean=mean, std=std)
+
+
+def check_batch(config: Config, num_train: int) -> None:
+  """Refuses a batch size that does not divide over the devices or exceeds the split."""
+  from actlab import config as config_lib  # pylint: disable=g-import-not-at-top  (it imports build)
+
+  n_dev = jax.device_count()
+  if config.batch_size % n_dev:
+    raise config_lib.ConfigError(
+      f"config.batch_size={config.batch_size} does not divide over the"
+      f" {n_dev} devices; use a multiple of {n_dev}."
+    )
+  if config.batch_size > num_train:
+    raise config_lib.ConfigError(
+      f"config.batch_size={config.batch_size} is larger than the training"
+      f" split ({num_train} examples)."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSplit:
+  """A split on every device of every process, as uint8 images and int labels.
+
+  `mask` is 1 for real examples and 0 for the padding that makes an eval or
+  test split whole batches; the training split is not padded (its steps draw
+  whole batches through the epoch's permutation) and has no mask.
+  """
+
+  images: Array
+  labels: Array
+  mask: Array | None = None
+
+  @property
+  def num_examples(self) -> int:
+    """Examples on the device, padding included."""
+    return self.images.shape[0]
+
+
+def train_on_device(split: data.Split, mesh: jax.sharding.Mesh) -> DeviceSplit:
+  """The global training split, assembled from every process's slice, replicated."""
+  return DeviceSplit(
+    distributed.replicate_slices(split.images, mesh),
+    distributed.replicate_slices(split.labels, mesh),
+  )
+
+
+def _pad_to(a: np.ndarray, multiple: int) -> np.ndarray:
+  pad = (-a.shape[0]) % multiple
+  return np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
+
+
+def eval_on_device(split: data.Split, batch_size: int, mesh: jax.sharding.Mesh) -> DeviceSplit:
+  """An eval or test split padded to whole batches, replicated, with a mask of real examples."""
+  mask = np.ones(split.labels.shape, np.float32)
+  images, labels, mask = (
+    distributed.replicate(_pad_to(a, batch_size), mesh) for a in (split.images, split.labels, mask)
+  )
+  return DeviceSplit(images, labels, mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledSteps:
+  """A run's jitted step functions (`compile_steps`); `i` is a step's index in its epoch.
+
+  train: (state, sums, images, labels, order, i) -> (state, sums); donates state and sums.
+  train_diagnosed: the same, also returning the step's diagnostics; None
+    unless config.diagnostics.enabled.
+  eval: (sums, params, images, labels, mask, i) -> sums; donates sums.
+  permutation: (rng, epoch, num_examples) -> the epoch's order of the training split.
+  zeros: (keys=steps.TRAIN_METRICS) -> zero metric sums on every device.
+  copy: a pytree -> a copy on every device (the selected parameters outlive
+    the donated state).
+  """
+
+  train: Callable[..., Any]
+  train_diagnosed: Callable[..., Any] | None
+  eval: Callable[..., Any]
+  permutation: Callable[..., Any]
+  zeros: Callable[..., Any]
+  copy: Callable[..., Any]
+
+
+def compile_steps(
+  config: Config,
+  model: nn.Module,
+  preprocess: Callable[[Array], Array],
+  mesh: jax.sharding.Mesh,
+  activation: Any,
+) -> CompiledSteps:
+  """`steps`' functions jitted for `mesh`: batches sharded over 'data',
+  metric sums and copies replicated, state and sums donated. `activation`
+  is the model's (what diagnostics need; unused without config.diagnostics.enabled)."""
+  replicated = NamedSharding(mesh, P())
+  common = dict(
+    batch_size=config.batch_size,
+    preprocess=preprocess,
+    batch_sharding=NamedSharding(mesh, P("data")),
+  )
+  train = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
+  evaluate = jax.jit(
+    functools.partial(steps_lib.eval_on_slice, apply_fn=apply_fn(model), **common),
+    donate_argnums=0,
+  )
+  permutation = jax.jit(steps_lib.epoch_permutation, static_argnums=2)
+  train_diagnosed = None
+  if config.diagnostics.enabled:
+    diagnose = (activation, config.diagnostics.saturation_threshold)
+    train_diagnosed = jax.jit(
+      functools.partial(steps_lib.train_on_indices, diagnose=diagnose, **common),
+      donate_argnums=(0, 1),
+    )
+  return CompiledSteps(
+    train=train,
+    train_diagnosed=train_diagnosed,
+    eval=evaluate,
+    permutation=permutation,
+    # Metric sums live on every device of every process, like the state.
+    zeros=jax.jit(steps_lib.zeros, static_argnums=0, out_shardings=replicated),
+    copy=jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated),
+  )

@@ -11,12 +11,24 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ml_collections
+from actlab import distributed
 
-from actlab import checkpoint, distributed
-from actlab import steps as steps_lib
+if TYPE_CHECKING:
+  import ml_collections
+
+  from actlab import checkpoint
+  from actlab.steps import TrainState
+
+# Codes for TrainState.nonfinite_kind, which `actlab.steps` sets at the first
+# non-finite step, and what each names.
+NONFINITE_NONE, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_UPDATE = 0, 1, 2, 3
+NONFINITE_NAMES = {
+  NONFINITE_LOSS: "loss",
+  NONFINITE_GRADIENT: "gradient norm",
+  NONFINITE_UPDATE: "update (new parameters or optimizer state)",
+}
 
 # Exit status of a run stopped by SIGTERM/SIGINT after saving (EX_TEMPFAIL):
 # cluster wrappers requeue on it, and the rerun resumes from that step.
@@ -95,14 +107,14 @@ class NonFiniteGuard:
     where = f"step {last}" if last is not None else "none yet"
     return f"The last good checkpoint ({where}) in {self.ckpt.directory} is untouched."
 
-  def check(self, interval: dict[str, float], state: steps_lib.TrainState) -> None:
+  def check(self, interval: dict[str, float], state: TrainState) -> None:
     if not interval.get("skipped"):
       return
     if self.policy == "stop":
       bad = int(distributed.local_value(state.first_nonfinite_step))
       kind = int(distributed.local_value(state.nonfinite_kind))
       raise NonFiniteError(
-        f"Non-finite {steps_lib.NONFINITE_NAMES[kind]} at step {bad}; the run"
+        f"Non-finite {NONFINITE_NAMES[kind]} at step {bad}; the run"
         f" stopped (config.nonfinite_policy='stop') without applying that"
         f" update. {self._last_good()} Lower config.optim.learning_rate, or set"
         " config.nonfinite_policy='skip' to skip such steps."

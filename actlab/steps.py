@@ -1,7 +1,7 @@
 """The train state and the pure, jit-able step functions.
 
-Every function here is pure: state in, state out. `train.py` compiles them
-with shardings and donation and drives them from the host.
+Every function here is pure: state in, state out. `build.compile_steps` jits
+them with shardings and donation; `train.py` drives them from the host.
 """
 
 from __future__ import annotations
@@ -15,18 +15,11 @@ import optax
 from flax import struct
 from jax.sharding import NamedSharding
 
-from actlab import diagnostics, distributed
+from actlab import diagnostics
+from actlab.faults import NONFINITE_GRADIENT, NONFINITE_LOSS, NONFINITE_UPDATE
 
 Array = jax.Array
 Metrics = dict[str, Array]
-
-# Codes for TrainState.nonfinite_kind.
-NONFINITE_NONE, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_UPDATE = 0, 1, 2, 3
-NONFINITE_NAMES = {
-  NONFINITE_LOSS: "loss",
-  NONFINITE_GRADIENT: "gradient norm",
-  NONFINITE_UPDATE: "update (new parameters or optimizer state)",
-}
 
 
 def all_finite(tree: Any) -> Array:
@@ -40,7 +33,8 @@ class TrainState(struct.PyTreeNode):
 
   `rng` is raw uint32 key data so checkpoints store it as an ordinary array.
   `first_nonfinite_step` is -1 until a step produces a non-finite loss or
-  gradient; that step's update is never applied.
+  gradient; that step's update is never applied. `nonfinite_kind` says which
+  (a code of `actlab.faults.NONFINITE_NAMES`; 0 until then).
   """
 
   step: Array
@@ -192,20 +186,6 @@ def zeros(keys: tuple[str, ...] = TRAIN_METRICS) -> Metrics:
 def accumulate(a: Metrics, b: Metrics) -> Metrics:
   """Adds metric sums; `max_*` entries keep their maximum instead."""
   return {k: (jnp.maximum if k.startswith("max_") else jnp.add)(a[k], b[k]) for k in a}
-
-
-def summarise(sums: Metrics) -> dict[str, float]:
-  """Host-side means from replicated device sums (one transfer)."""
-  sums = {k: distributed.local_value(v) for k, v in sums.items()}
-  n = float(sums["count"])
-  out = {
-    "loss": float(sums["loss"]) / n if n else float("nan"),
-    "accuracy": float(sums["correct"]) / n if n else float("nan"),
-  }
-  for k in ("skipped", "max_consecutive_skips"):
-    if k in sums:
-      out[k] = int(sums[k])
-  return out
 
 
 # ----------------------------------------------------------------------------

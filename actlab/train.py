@@ -1,7 +1,9 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`.
 
-Reads top to bottom: data on device, compiled steps, the epoch loop. The
-whole dataset lives on the device as uint8; each epoch's order is
+`build` turns the config into the run's objects (the mesh, the data on
+device, the model, the compiled steps); here they are restored from the
+latest checkpoint and driven by the epoch loop (`_Loop`). The whole dataset
+lives on the device as uint8; each epoch's order is
 `permutation(fold_in(key, epoch))`, so resuming needs no iterator state and
 continues bit for bit, even from the middle of an epoch. Each step gathers its
 batch on the device and adds its metrics to on-device sums; the host reads
@@ -14,13 +16,12 @@ inside a while loop about 15x slower, see docs/benchmarks.md.)
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import json
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from actlab import build, checkpoint, data, distributed, models, writers
 from actlab import config as config_lib
 from actlab import steps as steps_lib
 from actlab.faults import NonFiniteGuard, Preempted, StopRequests
-from actlab.steps import TrainState, epoch_permutation
+from actlab.steps import TrainState
 from actlab.workdir import (
   WorkdirError,
   WorkdirLock,
@@ -47,91 +48,7 @@ from actlab.workdir import (
 )
 
 Array = jax.Array
-
-# ----------------------------------------------------------------------------
-# Data on device
-# ----------------------------------------------------------------------------
-
-
-def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:
-  """A 1-D data-parallel mesh over `devices` (default: every device of every process)."""
-  devices = jax.devices() if devices is None else devices
-  # Auto axes: XLA propagates shardings from the constraints placed on batches.
-  return jax.make_mesh(
-    (len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
-  )
-
-
-def load_splits(
-  config: ml_collections.ConfigDict,
-  data_arg: str | build.InMemoryData | None = None,
-) -> tuple[data.Split, data.Split, data.Split | None]:
-  """This process's slice of the train split, the whole eval and test splits.
-
-  Eval and test are small (at most 10,000 images) and read whole by every
-  process, so their metrics are exact for any number of processes. The test
-  split is None when `config.data.test_split` is empty (the tutorial's protocol).
-  `data_arg` replaces the config's dataset: a TFDS name (read with the
-  config's split names) or in-memory arrays (`build.in_memory_splits`).
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  if data_arg is not None and not isinstance(data_arg, str):
-    train, evals, test = build.in_memory_splits(data_arg)
-    return _process_slice(train), evals, test
-  if data_arg is not None:
-    kw = dict(data_dir=config.data.data_dir or None, download=config.data.download)
-    load = functools.partial(build.load_tfds, data_arg)
-  else:
-    kw = dict(
-      data_dir=config.data.data_dir or None,
-      download=config.data.download,
-      archive=config.data.archive or None,
-    )
-    load = data.load
-  train_split = config.data.train_split
-  if jax.process_count() > 1:
-    train_split = tfds.split_for_jax_process(train_split, drop_remainder=True)
-  test = load(config.data.test_split, **kw) if config.data.test_split else None
-  return load(train_split, **kw), load(config.data.eval_split, **kw), test
-
-
-def _process_slice(split: data.Split) -> data.Split:
-  """This process's contiguous share of an in-memory split (all of it on one process)."""
-  n = len(split.labels) // jax.process_count()
-  i = jax.process_index()
-  return data.Split(split.images[i * n : (i + 1) * n], split.labels[i * n : (i + 1) * n])
-
-
-def make_preprocess(
-  config: ml_collections.ConfigDict, train_images: np.ndarray | Array
-) -> Callable[[Array], Array]:
-  """uint8 images -> model inputs, as chosen by `config.data.input_scaling`."""
-  mean = std = None
-  if config.data.input_scaling == "standardize":
-    images = distributed.local_value(train_images)
-    mean, std = (jnp.asarray(s) for s in data.cifar10.channel_stats(images))
-  return functools.partial(data.scale_images, scaling=config.data.input_scaling, mean=mean, std=std)
-
-
-def _pad_to(a: np.ndarray, multiple: int) -> np.ndarray:
-  pad = (-a.shape[0]) % multiple
-  return np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
-
-
-def _check_batch(config: ml_collections.ConfigDict, num_train: int) -> None:
-  n_dev = jax.device_count()
-  if config.batch_size % n_dev:
-    raise config_lib.ConfigError(
-      f"config.batch_size={config.batch_size} does not divide over the"
-      f" {n_dev} devices; use a multiple of {n_dev}."
-    )
-  if config.batch_size > num_train:
-    raise config_lib.ConfigError(
-      f"config.batch_size={config.batch_size} is larger than the training"
-      f" split ({num_train} examples)."
-    )
-
+Metrics = dict[str, Array]
 
 # ----------------------------------------------------------------------------
 # The run
@@ -173,31 +90,33 @@ def train_and_evaluate(
   # One lock per job: process 0 holds it for all processes of a multi-host run.
   lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
   with lock, StopRequests() as stop:
-    return _run(config, workdir, allow_config_change, stop, model=model, tx=tx, data_arg=data)
+    loop = _prepare(config, workdir, allow_config_change, model=model, tx=tx, data_arg=data)
+    stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
+    try:
+      loop.run(stop)
+    finally:
+      loop.close()
+    return loop.state
 
 
-def _run(
+def _prepare(
   config: ml_collections.ConfigDict,
   workdir: Path,
   allow_config_change: bool,
-  stop: StopRequests,
   *,
   model: nn.Module | None,
   tx: optax.GradientTransformation | None,
   data_arg: str | build.InMemoryData | None,
-) -> TrainState:
+) -> _Loop:
+  """Everything up to the first step: data on device, checks, state, steps."""
   lead = distributed.is_lead()
-  train, evals, test = load_splits(config, data_arg)
+  train, evals, test = build.load_splits(config, data_arg)
   input_shape = tuple(train.images.shape[1:])
-  mesh = make_mesh()
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P("data"))
-  train_x = distributed.replicate_slices(train.images, mesh)
-  train_y = distributed.replicate_slices(train.labels, mesh)
-  num_train = train_x.shape[0]
-  _check_batch(config, num_train)
+  mesh = build.make_mesh()
+  train_data = build.train_on_device(train, mesh)
+  build.check_batch(config, train_data.num_examples)
   own_model = model is not None
-  num_classes = _num_classes(data_arg, train_y, evals, test)
+  num_classes = _num_classes(data_arg, train_data.labels, evals, test)
   if model is None:
     model = build.make_model(config, num_classes)
   custom = _custom_parts(model, input_shape, own_model, tx, data_arg, num_classes)
@@ -205,193 +124,315 @@ def _run(
     check_config(config, workdir, allow_config_change)
     _check_parts(custom, workdir, allow_config_change)
   # Standardisation statistics from the whole (global) training split.
-  preprocess = make_preprocess(config, train_x)
+  preprocess = build.make_preprocess(config, train_data.images)
   activation = _diagnosed_activation(config, model)
   if lead:
     print(models.summary(model, input_shape), flush=True)
+  saved, ckpt = _initial_or_restored(config, workdir, model, tx, input_shape, mesh)
+  if lead:
+    # Only once the checkpoint is known to fit it.
+    write_config(_recorded_config(config, custom), workdir)
+  return _Loop(
+    config,
+    workdir,
+    mesh,
+    saved,
+    ckpt,
+    train_data=train_data,
+    evals=build.eval_on_device(evals, config.batch_size, mesh),
+    test=build.eval_on_device(test, config.batch_size, mesh) if test is not None else None,
+    steps=build.compile_steps(config, model, preprocess, mesh, activation),
+  )
+
+
+def _initial_or_restored(
+  config: ml_collections.ConfigDict,
+  workdir: Path,
+  model: nn.Module,
+  tx: optax.GradientTransformation | None,
+  input_shape: tuple[int, ...],
+  mesh: jax.sharding.Mesh,
+) -> tuple[dict[str, Any], checkpoint.Checkpoints]:
+  """The `saved_tree` of the latest checkpoint, else of a new state; and the checkpoints."""
 
   def init(rng):
     return saved_tree(build.create_train_state(config, model, rng, tx=tx, input_shape=input_shape))
 
   # Created inside jit with a replicated output: the same on every device
   # and process, without a host round trip.
-  saved = jax.jit(init, out_shardings=replicated)(jax.random.key(config.seed))
+  saved = jax.jit(init, out_shardings=NamedSharding(mesh, P()))(jax.random.key(config.seed))
   ckpt = checkpoint.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
   restored = ckpt.restore_latest(saved)
   if restored is not None:
     saved = restored[1]
     logging.warning("Resuming from checkpoint %d in %s.", restored[0], ckpt.directory)
-  if lead:
-    # Only once the checkpoint is known to fit it.
-    write_config(_recorded_config(config, custom), workdir)
-  state, totals, selected = saved["state"], saved["epoch_totals"], saved["selected"]
-  selected_epoch = int(distributed.local_value(selected["epoch"]))
-  selected_accuracy = np.float32(distributed.local_value(selected["eval_accuracy"]))
+  return saved, ckpt
 
-  bs = config.batch_size
 
-  def on_device(split: data.Split) -> tuple[Array, Array, Array]:
-    """A split padded to whole batches, replicated, with a mask of real examples."""
-    mask = np.ones(split.labels.shape, np.float32)
-    arrays = (split.images, split.labels, mask)
-    return tuple(distributed.replicate(_pad_to(a, bs), mesh) for a in arrays)
+# ----------------------------------------------------------------------------
+# The epoch loop
+# ----------------------------------------------------------------------------
 
-  eval_arrays = on_device(evals)
-  test_arrays = on_device(test) if test is not None else None
 
-  steps_per_epoch = num_train // bs
-  common = dict(batch_size=bs, preprocess=preprocess, batch_sharding=batch_sharding)
-  train_on = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
-  eval_on = jax.jit(
-    functools.partial(steps_lib.eval_on_slice, apply_fn=build.apply_fn(model), **common),
-    donate_argnums=0,
-  )
-  permutation = jax.jit(epoch_permutation, static_argnums=2)
-  train_diagnosed = None
-  if config.diagnostics.enabled:
-    diagnose = (activation, config.diagnostics.saturation_threshold)
-    train_diagnosed = jax.jit(
-      functools.partial(steps_lib.train_on_indices, diagnose=diagnose, **common),
-      donate_argnums=(0, 1),
-    )
-  # Metric sums live on every device of every process, like the state.
-  zeros = jax.jit(steps_lib.zeros, static_argnums=0, out_shardings=replicated)
+@dataclasses.dataclass(frozen=True)
+class _Interval:
+  """A finished logging interval, read back and logged while the next step runs."""
 
-  def evaluate(params, arrays=eval_arrays) -> dict[str, float]:
-    sums = zeros(steps_lib.EVAL_METRICS)
-    for i in range(arrays[0].shape[0] // bs):
-      sums = eval_on(sums, params, *arrays, jnp.int32(i))
-    return steps_lib.summarise(sums)
+  sums: Metrics  # the interval's metric sums
+  totals: Metrics  # the epoch's sums up to the interval's end
+  step: int
+  epoch: int  # 1-based, as logged
+  done: int  # steps of the epoch done
 
-  copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated)
 
-  writer = writers.MetricsWriter(workdir) if lead else None
-  console = writers.ConsoleProgress(config.num_epochs, steps_per_epoch, enabled=lead)
-  guard = NonFiniteGuard(config, ckpt)
-  multi = jax.process_count() > 1
-  diag_pending: list[tuple[int, int, dict[str, Any]]] = []
-  # Host copies of step and epoch, so no donated buffer is ever read back.
-  step = int(distributed.local_value(state.step))
-  first_epoch = int(distributed.local_value(state.epoch))
-  last_step = config.num_epochs * steps_per_epoch - 1
-  patience = config.early_stopping_patience
-  pending = None
-  trained = False
+@dataclasses.dataclass(frozen=True)
+class _Diagnosed:
+  """A diagnosed step's diagnostics, still on the device."""
 
-  def flush_logs() -> None:
-    """Logs the finished interval and queued diagnostics; applies the guard."""
-    nonlocal pending, diag_pending
-    if pending is not None:
-      guard.check(_report_interval(console, writer, *pending), state)
-      pending = None
-    diag_pending = _write_diagnostics(writer, diag_pending)
+  step: int  # the step the diagnostics are of (0: at initialisation)
+  epoch: int  # 1-based, as logged
+  values: dict[str, Any]
 
-  stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
-  try:
-    for epoch in range(first_epoch, config.num_epochs):
-      if patience and selected_epoch and epoch - selected_epoch >= patience:
-        if writer:
-          writer.write("early_stop", step, epoch, selected_epoch=selected_epoch, patience=patience)
+
+def _summarise(sums: Metrics) -> dict[str, float]:
+  """Host-side means from replicated device sums (one transfer)."""
+  sums = {k: distributed.local_value(v) for k, v in sums.items()}
+  n = float(sums["count"])
+  out = {
+    "loss": float(sums["loss"]) / n if n else float("nan"),
+    "accuracy": float(sums["correct"]) / n if n else float("nan"),
+  }
+  for k in ("skipped", "max_consecutive_skips"):
+    if k in sums:
+      out[k] = int(sums[k])
+  return out
+
+
+class _Loop:
+  """The epoch loop: steps, logging, checkpoints, evaluation, early and
+  requested stops, and the test split once at the end.
+
+  Holds the run's device state (`state`, the epoch's metric `totals`, the
+  `selected` epoch's parameters) and host copies of the step and epoch, so
+  no donated buffer is ever read back.
+  """
+
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    workdir: Path,
+    mesh: jax.sharding.Mesh,
+    saved: dict[str, Any],
+    ckpt: checkpoint.Checkpoints,
+    *,
+    train_data: build.DeviceSplit,
+    evals: build.DeviceSplit,
+    test: build.DeviceSplit | None,
+    steps: build.CompiledSteps,
+  ):
+    self.config, self.workdir, self.mesh, self.ckpt = config, workdir, mesh, ckpt
+    self.train_data, self.evals, self.test, self.steps = train_data, evals, test, steps
+    self.state, self.totals = saved["state"], saved["epoch_totals"]
+    self.selected = saved["selected"]
+    self.selected_epoch = int(distributed.local_value(self.selected["epoch"]))
+    self.selected_accuracy = np.float32(distributed.local_value(self.selected["eval_accuracy"]))
+    self.steps_per_epoch = train_data.num_examples // config.batch_size
+    lead = distributed.is_lead()
+    self.writer = writers.MetricsWriter(workdir) if lead else None
+    self.console = writers.ConsoleProgress(config.num_epochs, self.steps_per_epoch, enabled=lead)
+    self.guard = NonFiniteGuard(config, ckpt)
+    self.multi = jax.process_count() > 1
+    self.step = int(distributed.local_value(self.state.step))
+    self.first_epoch = int(distributed.local_value(self.state.epoch))
+    self.last_step = config.num_epochs * self.steps_per_epoch - 1
+    self.interval = None  # the current logging interval's metric sums
+    self.pending: _Interval | None = None
+    self.diagnosed: list[_Diagnosed] = []
+    self.trained = False
+
+  def run(self, stop: StopRequests) -> None:
+    """Trains the remaining epochs (or until early stopping), then tests once."""
+    for epoch in range(self.first_epoch, self.config.num_epochs):
+      if self._stops_early(epoch):
         break
-      console.start_epoch(epoch + 1)
-      trained = True
-      t0 = time.perf_counter()
-      blocked0 = ckpt.seconds_blocked
-      order = permutation(state.rng, state.epoch, num_train)
-      interval, pending = zeros(), None
-      for i in range(step - epoch * steps_per_epoch, steps_per_epoch):
-        args = (state, interval, train_x, train_y, order, jnp.int32(i))
-        if train_diagnosed is not None and (
-          step % config.diagnostics.every_steps == 0 or step == last_step
-        ):
-          # Diagnostics of the step from `step` (step 0: at initialisation;
-          # the run's last step is always included).
-          state, interval, diag = train_diagnosed(*args)
-          diag_pending.append((step, epoch + 1, diag))
-        else:
-          state, interval = train_on(*args)
-        step += 1
-        flush_logs()  # the last interval, read while this step runs
-        last = i + 1 == steps_per_epoch
-        boundary = last or (i + 1) % config.log_every_steps == 0
-        # Processes must stop at the same step: agree at logging boundaries.
-        stopping = (
-          stop.signum is not None
-          if not multi
-          else (boundary and distributed.any_process(stop.signum is not None))
-        )
-        save_now = stopping or (
-          config.checkpoint_every_steps > 0
-          and step % config.checkpoint_every_steps == 0
-          and not last
-        )
-        if save_now or boundary:
-          totals = steps_lib.accumulate(totals, interval)
-          pending = (interval, totals, step, epoch + 1, i + 1)
-          interval = zeros()
-        if save_now:
-          flush_logs()
-          ckpt.save(step, {"state": state, "epoch_totals": totals, "selected": selected})
-          if stopping:
-            ckpt.wait()
-            signum = stop.signum or signal.SIGTERM  # another process was signalled
-            if writer:
-              writer.write("preempted", step, epoch, signal=signal.Signals(signum).name)
-            raise Preempted(step, signum, ckpt.directory)
-      flush_logs()
-      train_metrics = steps_lib.summarise(totals)
-      eval_metrics = evaluate(state.params)
-      if np.float32(eval_metrics["accuracy"]) > selected_accuracy:
-        selected_epoch, selected_accuracy = epoch + 1, np.float32(eval_metrics["accuracy"])
-        selected = {
-          "params": copy(state.params),
-          "epoch": distributed.replicate(np.int32(selected_epoch), mesh),
-          "eval_accuracy": distributed.replicate(selected_accuracy, mesh),
-        }
-      state = state.replace(epoch=state.epoch + 1)
-      totals = zeros()
-      ckpt.save(step, {"state": state, "epoch_totals": totals, "selected": selected})
-      seconds = time.perf_counter() - t0
-      console.end_epoch(
-        seconds,
-        loss=train_metrics["loss"],
-        acc=train_metrics["accuracy"],
-        val_loss=eval_metrics["loss"],
-        val_acc=eval_metrics["accuracy"],
+      self._train_epoch(epoch, stop)
+    self._test_once()
+
+  def close(self) -> None:
+    self.ckpt.close()
+    if self.writer:
+      self.writer.close()
+
+  def _stops_early(self, epoch: int) -> bool:
+    """True (after logging why) when `patience` epochs brought no better eval accuracy."""
+    patience = self.config.early_stopping_patience
+    if not (patience and self.selected_epoch and epoch - self.selected_epoch >= patience):
+      return False
+    if self.writer:
+      self.writer.write(
+        "early_stop", self.step, epoch, selected_epoch=self.selected_epoch, patience=patience
       )
-      if writer:
-        writer.write(
-          "train",
-          step,
-          epoch + 1,
-          **train_metrics,
-          seconds=seconds,
-          ms_per_step=1000.0 * seconds / steps_per_epoch,
-          checkpoint_seconds=ckpt.seconds_blocked - blocked0,
-        )
-        writer.write("eval", step, epoch + 1, **eval_metrics)
-    # The test split, once, at the epoch the eval split selected: after
-    # training, or when a run stopped between its last save and this record.
-    untested = writer is not None and not any(
-      r["split"] == "test" for r in writers.read_metrics(workdir)
+    return True
+
+  def _train_epoch(self, epoch: int, stop: StopRequests) -> None:
+    """The epoch's remaining steps, then its evaluation, checkpoint and records."""
+    self.console.start_epoch(epoch + 1)
+    self.trained = True
+    t0 = time.perf_counter()
+    blocked0 = self.ckpt.seconds_blocked
+    order = self.steps.permutation(self.state.rng, self.state.epoch, self.train_data.num_examples)
+    self.interval = self.steps.zeros()
+    for i in range(self.step - epoch * self.steps_per_epoch, self.steps_per_epoch):
+      self._step(epoch, order, i)
+      self._flush_logs()  # the last interval, read while this step runs
+      self._after_step(epoch, i, stop)
+    self._flush_logs()
+    self._end_epoch(epoch, t0, blocked0)
+
+  def _step(self, epoch: int, order: Array, i: int) -> None:
+    """Dispatches step `i` of the epoch (diagnosed when it is due)."""
+    data = self.train_data
+    args = (self.state, self.interval, data.images, data.labels, order, jnp.int32(i))
+    if self.steps.train_diagnosed is not None and (
+      self.step % self.config.diagnostics.every_steps == 0 or self.step == self.last_step
+    ):
+      # Diagnostics of the step from `step` (step 0: at initialisation;
+      # the run's last step is always included).
+      self.state, self.interval, diag = self.steps.train_diagnosed(*args)
+      self.diagnosed.append(_Diagnosed(self.step, epoch + 1, diag))
+    else:
+      self.state, self.interval = self.steps.train(*args)
+    self.step += 1
+
+  def _after_step(self, epoch: int, i: int, stop: StopRequests) -> None:
+    """Ends a logging interval at its boundary; saves when due or asked to stop."""
+    last = i + 1 == self.steps_per_epoch
+    boundary = last or (i + 1) % self.config.log_every_steps == 0
+    stopping = self._stop_requested(stop, boundary)
+    every = self.config.checkpoint_every_steps
+    save_now = stopping or (every > 0 and self.step % every == 0 and not last)
+    if save_now or boundary:
+      self.totals = steps_lib.accumulate(self.totals, self.interval)
+      self.pending = _Interval(self.interval, self.totals, self.step, epoch + 1, i + 1)
+      self.interval = self.steps.zeros()
+    if save_now:
+      self._flush_logs()
+      self._save()
+      if stopping:
+        self._stop(epoch, stop)
+
+  def _stop_requested(self, stop: StopRequests, boundary: bool) -> bool:
+    """Whether a signal asks to stop after this step. Processes must stop at
+    the same step: several agree at logging boundaries."""
+    if not self.multi:
+      return stop.signum is not None
+    return boundary and distributed.any_process(stop.signum is not None)
+
+  def _stop(self, epoch: int, stop: StopRequests) -> None:
+    """Waits for the checkpoint just saved, logs the preemption, raises `Preempted`."""
+    self.ckpt.wait()
+    signum = stop.signum or signal.SIGTERM  # another process was signalled
+    if self.writer:
+      self.writer.write("preempted", self.step, epoch, signal=signal.Signals(signum).name)
+    raise Preempted(self.step, signum, self.ckpt.directory)
+
+  def _save(self) -> None:
+    self.ckpt.save(
+      self.step, {"state": self.state, "epoch_totals": self.totals, "selected": self.selected}
     )
-    if test_arrays is not None and selected_epoch and distributed.any_process(trained or untested):
-      test_metrics = evaluate(selected["params"], test_arrays)
-      if writer:
-        writer.write(
-          "test",
-          step,
-          selected_epoch,
-          **test_metrics,
-          selected_epoch=selected_epoch,
-          eval_accuracy=float(selected_accuracy),
-          split_name=config.data.test_split or "test",  # or the caller's arrays
-        )
-  finally:
-    ckpt.close()
-    if writer:
-      writer.close()
-  return state
+
+  def _flush_logs(self) -> None:
+    """Logs the finished interval and queued diagnostics; applies the guard."""
+    if self.pending is not None:
+      self.guard.check(self._report(self.pending), self.state)
+      self.pending = None
+    for d in self.diagnosed:  # one transfer each
+      values = jax.tree.map(lambda a: float(distributed.local_value(a)), d.values)
+      if self.writer:
+        self.writer.write("diagnostics", d.step, d.epoch, **values)
+    self.diagnosed = []
+
+  def _report(self, interval: _Interval) -> dict[str, float]:
+    """Logs a finished logging interval; returns its summary."""
+    summary = _summarise(interval.sums)
+    running = _summarise(interval.totals)
+    self.console.update(interval.done, running["loss"], running["accuracy"])
+    if self.writer:
+      self.writer.write("train_interval", int(interval.step), interval.epoch, **summary)
+    return summary
+
+  def _end_epoch(self, epoch: int, t0: float, blocked0: float) -> None:
+    """Evaluates, selects, advances the epoch, saves, and logs the epoch."""
+    train_metrics = _summarise(self.totals)
+    eval_metrics = self._evaluate(self.state.params, self.evals)
+    self._select(epoch, np.float32(eval_metrics["accuracy"]))
+    self.state = self.state.replace(epoch=self.state.epoch + 1)
+    self.totals = self.steps.zeros()
+    self._save()
+    seconds = time.perf_counter() - t0
+    self.console.end_epoch(
+      seconds,
+      loss=train_metrics["loss"],
+      acc=train_metrics["accuracy"],
+      val_loss=eval_metrics["loss"],
+      val_acc=eval_metrics["accuracy"],
+    )
+    if self.writer:
+      self.writer.write(
+        "train",
+        self.step,
+        epoch + 1,
+        **train_metrics,
+        seconds=seconds,
+        ms_per_step=1000.0 * seconds / self.steps_per_epoch,
+        checkpoint_seconds=self.ckpt.seconds_blocked - blocked0,
+      )
+      self.writer.write("eval", self.step, epoch + 1, **eval_metrics)
+
+  def _select(self, epoch: int, accuracy: np.float32) -> None:
+    """Keeps a copy of the parameters when the eval accuracy is the best so far."""
+    if accuracy > self.selected_accuracy:
+      self.selected_epoch, self.selected_accuracy = epoch + 1, accuracy
+      self.selected = {
+        "params": self.steps.copy(self.state.params),
+        "epoch": distributed.replicate(np.int32(self.selected_epoch), self.mesh),
+        "eval_accuracy": distributed.replicate(self.selected_accuracy, self.mesh),
+      }
+
+  def _evaluate(self, params: Any, split: build.DeviceSplit) -> dict[str, float]:
+    sums = self.steps.zeros(steps_lib.EVAL_METRICS)
+    for i in range(split.num_examples // self.config.batch_size):
+      sums = self.steps.eval(sums, params, split.images, split.labels, split.mask, jnp.int32(i))
+    return _summarise(sums)
+
+  def _test_once(self) -> None:
+    """The test split, once, at the epoch the eval split selected: after
+    training, or when a run stopped between its last save and this record."""
+    untested = self.writer is not None and not any(
+      r["split"] == "test" for r in writers.read_metrics(self.workdir)
+    )
+    if not (
+      self.test is not None
+      and self.selected_epoch
+      and distributed.any_process(self.trained or untested)
+    ):
+      return
+    test_metrics = self._evaluate(self.selected["params"], self.test)
+    if self.writer:
+      self.writer.write(
+        "test",
+        self.step,
+        self.selected_epoch,
+        **test_metrics,
+        selected_epoch=self.selected_epoch,
+        eval_accuracy=float(self.selected_accuracy),
+        split_name=self.config.data.test_split or "test",  # or the caller's arrays
+      )
+
+
+# ----------------------------------------------------------------------------
+# The caller's parts
+# ----------------------------------------------------------------------------
 
 
 def _custom_parts(
@@ -480,6 +521,11 @@ def _check_parts(custom: dict[str, Any] | None, workdir: Path, allow_change: boo
   )
 
 
+# ----------------------------------------------------------------------------
+# Checkpoints and results
+# ----------------------------------------------------------------------------
+
+
 def saved_tree(state: TrainState) -> dict[str, Any]:
   """What a checkpoint holds: the state, the epoch's metric sums, and the
   epoch selected on the eval split with its parameters (zeros and epoch 0
@@ -490,25 +536,6 @@ def saved_tree(state: TrainState) -> dict[str, Any]:
     "eval_accuracy": jnp.full((), -1.0, jnp.float32),
   }
   return {"state": state, "epoch_totals": steps_lib.zeros(), "selected": selected}
-
-
-def _write_diagnostics(writer, pending: list) -> list:
-  """Writes queued diagnostics records (one transfer each); returns []."""
-  for step, epoch, diag in pending:
-    values = jax.tree.map(lambda a: float(distributed.local_value(a)), diag)
-    if writer:
-      writer.write("diagnostics", step, epoch, **values)
-  return []
-
-
-def _report_interval(console, writer, sums, totals, step, epoch, done) -> dict[str, float]:
-  """Logs a finished logging interval; returns its summary."""
-  interval = steps_lib.summarise(sums)
-  running = steps_lib.summarise(totals)
-  console.update(done, running["loss"], running["accuracy"])
-  if writer:
-    writer.write("train_interval", int(step), epoch, **interval)
-  return interval
 
 
 def restore_run(

@@ -79,7 +79,7 @@ def bench_actlab(
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  from actlab import build, data, train
+  from actlab import build, data
   from actlab import steps as steps_lib
   from experiments.configs import lenet5_cifar10
 
@@ -88,7 +88,7 @@ def bench_actlab(
   if fast is not None:
     model = model.clone(fast_layers=fast)
   state = build.create_train_state(c, model, jax.random.key(0))
-  mesh = train.make_mesh()
+  mesh = build.make_mesh()
   x, y = _data(steps)
   # As train.py: the whole dataset on every device, each step gathers its batch.
   x, y = distributed.replicate(x, mesh), distributed.replicate(y, mesh)

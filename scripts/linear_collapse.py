@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actlab import diagnostics, train  # noqa: E402
+from actlab import build, diagnostics, train  # noqa: E402
 
 
 def main() -> None:
@@ -34,8 +34,8 @@ def main() -> None:
       f"error: {args.workdir} is a {config.model.name} with {config.model.activation};"
       " the collapse applies to an MLP with the identity activation."
     )
-  train_split, evals, _ = train.load_splits(config)
-  preprocess = train.make_preprocess(config, train_split.images)
+  train_split, evals, _ = build.load_splits(config)
+  preprocess = build.make_preprocess(config, train_split.images)
   params = jax.device_get(state.params)
   w, b = diagnostics.collapse_linear(params)
 

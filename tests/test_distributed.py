@@ -23,7 +23,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 
 def _mesh(n):
-  return train.make_mesh(jax.devices()[:n])
+  return build.make_mesh(jax.devices()[:n])
 
 
 def _run_steps(mesh, num_steps=4, batch_size=16):

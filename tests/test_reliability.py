@@ -156,7 +156,7 @@ def test_skip_policy_leaves_params_untouched_on_nonfinite_batch():
   new, m = jax.jit(steps.train_step)(state, {"image": x, "label": np.zeros(8, np.int32)})
   _assert_same_params(new, state)
   assert int(new.skipped_steps) == 1 and int(new.first_nonfinite_step) == 1
-  assert int(new.nonfinite_kind) == steps.NONFINITE_LOSS and float(m["count"]) == 0
+  assert int(new.nonfinite_kind) == faults.NONFINITE_LOSS and float(m["count"]) == 0
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_previous(fake_cifar10, tmp_path, caplog):

@@ -152,7 +152,7 @@ def test_nonfinite_update_from_finite_gradient_is_never_applied():
   new, m = jax.jit(steps.train_step)(state, {"image": x, "label": np.zeros(8, np.int32)})
   assert all(np.isfinite(a).all() for a in jax.tree.leaves((new.params, new.opt_state)))
   jax.tree.map(np.testing.assert_array_equal, new.params, state.params)
-  assert int(new.skipped_steps) == 1 and int(new.nonfinite_kind) == steps.NONFINITE_UPDATE
+  assert int(new.skipped_steps) == 1 and int(new.nonfinite_kind) == faults.NONFINITE_UPDATE
   assert float(m["count"]) == 0
 
 
