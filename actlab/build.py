@@ -39,6 +39,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from actlab import activations, data, distributed, models
+from actlab import config as config_lib
 from actlab import steps as steps_lib
 
 Array = jax.Array
@@ -400,8 +401,6 @@ def make_preprocess(config: Config, train_images: np.ndarray | Array) -> Callabl
 
 def check_batch(config: Config, num_train: int) -> None:
   """Refuses a batch size that does not divide over the devices or exceeds the split."""
-  from actlab import config as config_lib  # pylint: disable=g-import-not-at-top  (it imports build)
-
   n_dev = jax.device_count()
   if config.batch_size % n_dev:
     raise config_lib.ConfigError(

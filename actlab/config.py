@@ -113,7 +113,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.diagnostics.enabled = False
   c.diagnostics.every_steps = 50
   c.diagnostics.saturation_threshold = 0.01  # eps, relative to the activation's maximum slope
-  # Locked: a misspelt field (`c.epochs = 3`, `--config.optim.lr=3`) is an
+  # Locked: a misspelt field (`c.epochs = 3`, `--config.optim.learning_rat=3`) is an
   # error naming the closest real one, never a silently ignored new field.
   c.lock()
   return c
@@ -184,7 +184,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
       f"The config has no group {', '.join(missing)}: configs are grouped"
       f" ({', '.join(f'config.{g}.*' for g in GROUPS)}). Start from"
-      " actlab.config.base_config(); `config.upgrade(flat_dict)` regroups an old flat one."
+      " actlab.config.base_config(); `config.from_saved(flat_dict)` reads an old flat one."
     )
   for field in (
     "batch_size",
@@ -289,8 +289,8 @@ def closest_field(config: ml_collections.ConfigDict, path: str) -> str | None:
   """The real field a misspelt or ungrouped `path` most likely means.
 
   `activation` -> `model.activation` (the same name inside a group),
-  `adam_b1` -> `optim.b1` (a field of the flat config), `optim.lr` ->
-  `optim.learning_rate`... None when nothing is close.
+  `adam_b1` -> `optim.b1` (a field of the flat config), `optim.learning_rat`
+  -> `optim.learning_rate`... None when nothing is close (`optim.lr`).
   """
   leaves = leaf_paths(config)
   if path in leaves:

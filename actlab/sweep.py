@@ -202,11 +202,19 @@ def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
         f"Unknown config field {key!r}: {'.'.join(groups[: i + 1])} is no group.{hint}"
       )
     node = node[g]
-  if last not in node:
+  if last not in node or isinstance(node[last], ml_collections.ConfigDict):
     close = closest_field(config, key)
     hint = f" Did you mean {close!r}?" if close else ""
-    raise SweepError(f"Unknown config field {key!r}.{hint}")
-  node[last] = value
+    what = (
+      f"{key!r} is a group of fields, not a field"
+      if last in node
+      else f"Unknown config field {key!r}"
+    )
+    raise SweepError(f"{what}.{hint}")
+  try:
+    node[last] = value
+  except TypeError as e:  # ml_collections keeps each field's type
+    raise SweepError(f"config.{key}={value!r}: {e}") from None
 
 
 def run_config(p: Plan, run: Run) -> ml_collections.ConfigDict:

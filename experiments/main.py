@@ -112,6 +112,13 @@ def parse_flags(argv: list[str]) -> list[str]:
     unknown = re.search(r"flag '--?config\.([\w.]+)'", str(e))
     if unknown:
       sys.exit(_unknown_field(unknown.group(1), str(e)))
+    group = re.search(r"flag --?config\.([\w.]+)=.*as a ConfigDict", str(e))
+    if group:
+      closest = closest_field(FLAGS["config"].value or base_config(), group.group(1))
+      sys.exit(
+        f"error: config.{group.group(1)} is a group of fields, not a field"
+        + (f"; did you mean --config.{closest}?" if closest else ".")
+      )
     sys.exit(f"error: {e}\nPass --helpfull to see the flags.")
   except (AttributeError, KeyError) as e:  # ml_collections on a field the config lacks
     text = str(e)

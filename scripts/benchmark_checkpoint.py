@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 
-from actlab import build, checkpoint, config, writers  # noqa: E402
+from actlab import build, checkpoint, config, steps, writers  # noqa: E402
 
 
 def main() -> None:

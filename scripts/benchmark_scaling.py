@@ -32,7 +32,8 @@ def main() -> None:
   runs: dict[int, list[float]] = {d: [] for d in counts}
   for r in range(args.repeats):
     for d in counts:
-      runs[d].append(run_child("actlab_jax", args.steps, args.warmup, JAX_NUM_CPU_DEVICES=str(d)))
+      result = run_child("actlab_jax", args.steps, args.warmup, JAX_NUM_CPU_DEVICES=str(d))
+      runs[d].append(result["images_per_s"])
       print(f"repeat {r + 1}/{args.repeats}, {d} devices: {runs[d][-1]:.0f} images/s", flush=True)
   med = {d: statistics.median(v) for d, v in runs.items()}
   print(f"\n| devices | images/s (median of {args.repeats}) | min | max | ratio to 1 device |")

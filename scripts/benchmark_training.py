@@ -274,9 +274,10 @@ def _result(name: str, proc: subprocess.Popen) -> dict[str, float]:
   return json.loads(out.strip().splitlines()[-1])
 
 
-def run_child(name: str, steps: int, warmup: int) -> dict[str, float]:
-  """One measurement (images/s and the like), in a fresh subprocess."""
-  return _result(name, _start_child(name, steps, warmup, _child_env(name)))
+def run_child(name: str, steps: int, warmup: int, **env: str) -> dict[str, float]:
+  """One measurement (images/s and the like), in a fresh subprocess; `env`
+  adds variables to its environment (e.g. JAX_NUM_CPU_DEVICES="4")."""
+  return _result(name, _start_child(name, steps, warmup, _child_env(name) | env))
 
 
 def run_per_core(steps: int, warmup: int) -> dict[str, float]:

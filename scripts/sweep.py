@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         print(sweep.submit_slurm(script))
       return 0
     outcome = sweep.run_local(args.workdir, sweep.resolve_workers(args.workers))
-  except (sweep.SweepError, ValueError) as e:
+  except (sweep.SweepError, ValueError, TypeError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(" ".join(f"{k}: {len(v)}" for k, v in outcome.items()))

@@ -107,6 +107,14 @@ def test_expected_failures_are_one_error_line_without_traceback(tmp_path, fake_c
       ["Cannot create the workdir /proc/actlab-wd"],
     ),
     "empty workdir": (experiment_args(data_dir, ""), ["workdir is empty"]),
+    "field of the flat config": (
+      [*experiment_args(data_dir, tmp_path / "c"), "--config.learning_rate=0.1"],
+      ["no field 'learning_rate'; did you mean --config.optim.learning_rate?"],
+    ),
+    "group as a field": (
+      [*experiment_args(data_dir, tmp_path / "d"), "--config.diagnostics=True"],
+      ["group of fields, not a field; did you mean --config.diagnostics.enabled?"],
+    ),
     "bad split": (
       experiment_args(data_dir, tmp_path / "b", train_split="bogus"),
       ["Cannot read the split 'bogus'"],

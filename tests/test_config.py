@@ -43,6 +43,8 @@ def test_config_is_grouped_and_every_group_is_locked():
     ("model.activaton", "model.activation"),
     ("epochs", "num_epochs"),
     ("optim.lr", None),  # nothing close: no guess
+    ("diagnostics", "diagnostics.enabled"),  # a group named as the flat config's field
+    ("model", "model.name"),
   ],
 )
 def test_a_misspelt_or_ungrouped_field_names_the_real_one(typed, meant):

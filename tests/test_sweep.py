@@ -174,3 +174,19 @@ def test_slurm_array_script_runs_one_task_per_run(fake_cifar10, tmp_path, monkey
   monkeypatch.setenv("PATH", str(tmp_path / "no_slurm_here"))
   with pytest.raises(sweep.SweepError, match="sbatch is not on PATH"):
     sweep.submit_slurm(script)
+
+
+def test_a_sweep_planned_with_flat_fields_loads_with_dotted_ones(tmp_path):
+  flat = {
+    "config": COMPARISON,
+    "conditions": [{"name": "tanh", "fields": {"activation": "tanh", "learning_rate": 0.01}}],
+    "seeds": [0],
+    "overrides": {"data_dir": "/d", "num_epochs": 1},
+    "baseline": None,
+  }
+  (tmp_path / sweep.PLAN_FILE).write_text(json.dumps(flat))
+  p = sweep.Plan.load(tmp_path)
+  assert p.conditions[0]["fields"] == {"model.activation": "tanh", "optim.learning_rate": 0.01}
+  assert p.overrides == {"data.data_dir": "/d", "num_epochs": 1}
+  config = sweep.run_config(p, p.runs()[0])
+  assert (config.model.activation, config.optim.learning_rate) == ("tanh", 0.01)

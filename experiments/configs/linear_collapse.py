@@ -7,8 +7,8 @@ relu shows what the nonlinearity buys.
 
   python scripts/sweep.py --config=experiments/configs/linear_collapse.py \
       --workdir=/tmp/actlab/collapse --config.data.data_dir=/tmp/tfds
-  python scripts/linear_collapse.py /tmp/actlab/collapse/identity
-  python scripts/report.py /tmp/actlab/collapse/*
+  python scripts/linear_collapse.py /tmp/actlab/collapse/identity/seed_0
+  python scripts/report.py /tmp/actlab/collapse
 
 Expected: the collapsed map reproduces the identity network to float32
 precision, and that network is no better than a linear classifier (about 0.40
