@@ -1,11 +1,14 @@
 """Test setup: strict JAX numerics and small, self-made CIFAR-10 copies."""
 
+import atexit
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import jax
@@ -21,6 +24,19 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # runs the sharded (data-parallel) path that GPUs and TPUs run.
 NUM_TEST_DEVICES = 8
 jax.config.update("jax_num_cpu_devices", NUM_TEST_DEVICES)
+# One persistent compilation cache for the session, shared with the
+# subprocesses the tests start: the many runs of the same small models compile
+# each program once. A cached executable is the program XLA would compile
+# again, so results are unchanged; only compile time is saved.
+COMPILATION_CACHE = tempfile.mkdtemp(prefix="actlab-test-xla-cache-")
+atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
+for _flag, _value in (
+  ("jax_compilation_cache_dir", COMPILATION_CACHE),
+  ("jax_persistent_cache_min_compile_time_secs", 0),
+  ("jax_persistent_cache_min_entry_size_bytes", 0),
+):
+  jax.config.update(_flag, _value)
+  os.environ[_flag.upper()] = str(_value)
 
 ROOT = Path(__file__).resolve().parents[1]
 

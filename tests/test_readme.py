@@ -36,7 +36,7 @@ def _documented_commands():
 
 
 # Shown as the mistakes the error messages answer.
-MISSPELT_ON_PURPOSE = {"learning_rate", "optim.lr"}
+MISSPELT_ON_PURPOSE = {"learning_rate", "optim.learning_rat"}
 
 
 def test_every_documented_config_flag_names_a_real_field():
