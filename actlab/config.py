@@ -119,16 +119,36 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def _get(config: ml_collections.ConfigDict, field: str) -> Any:
-  """`config.a.b` for `field="a.b"`."""
-  node = config
-  for part in field.split("."):
+_REQUIRED = object()
+
+
+def value_at(tree: ml_collections.ConfigDict | dict[str, Any], path: str, default: Any = _REQUIRED):
+  """`tree.a.b` for `path="a.b"`, in a config or its config.json dict;
+  `default` when there is no such field (KeyError when none is given)."""
+  node: Any = tree
+  for part in path.split("."):
+    if not isinstance(node, (dict, ml_collections.ConfigDict)) or part not in node:
+      if default is _REQUIRED:
+        raise KeyError(path)
+      return default
     node = node[part]
   return node
 
 
+def flatten(tree: ml_collections.ConfigDict | dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  """`{"seed": 0, "model.name": "lenet5", ...}`: every field by dotted path
+  (an empty group counts as a field)."""
+  flat: dict[str, Any] = {}
+  for key, value in tree.items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)) and value:
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
 def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
-  value = _get(config, field)
+  value = value_at(config, field)
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise ConfigError(
       f"config.{field} must be a positive integer, got {value!r}. Set it with --config.{field}=N."
@@ -136,7 +156,7 @@ def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
 
 
 def _non_negative_int(config: ml_collections.ConfigDict, field: str, zero_means: str) -> None:
-  value = _get(config, field)
+  value = value_at(config, field)
   if isinstance(value, bool) or not isinstance(value, int) or value < 0:
     raise ConfigError(
       f"config.{field} must be 0 ({zero_means}) or a positive integer, got {value!r}."
@@ -144,7 +164,7 @@ def _non_negative_int(config: ml_collections.ConfigDict, field: str, zero_means:
 
 
 def _positive_float(config: ml_collections.ConfigDict, field: str) -> None:
-  value = _get(config, field)
+  value = value_at(config, field)
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
     raise ConfigError(
       f"config.{field} must be a positive finite number, got {value!r}."
@@ -154,7 +174,7 @@ def _positive_float(config: ml_collections.ConfigDict, field: str) -> None:
 
 def _fraction(config: ml_collections.ConfigDict, field: str) -> None:
   """A decay rate in [0, 1): 1 never forgets and makes Adam divide by zero."""
-  value = _get(config, field)
+  value = value_at(config, field)
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
     raise ConfigError(
       f"config.{field} must be in [0, 1), got {value!r}. Set it with --config.{field}=X."
@@ -172,7 +192,7 @@ def _finite_activation_params(spec: str) -> None:
 
 
 def _one_of(config: ml_collections.ConfigDict, field: str, choices) -> None:
-  value = _get(config, field)
+  value = value_at(config, field)
   if value not in choices:
     raise ConfigError(f"config.{field}={value!r} is not one of {', '.join(choices)}.")
 
@@ -274,15 +294,9 @@ def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
   return out
 
 
-def leaf_paths(config: ml_collections.ConfigDict | dict[str, Any], prefix: str = "") -> list[str]:
+def leaf_paths(config: ml_collections.ConfigDict | dict[str, Any]) -> list[str]:
   """Every field's dotted path: `["seed", "model.name", "model.activation", ...]`."""
-  out = []
-  for key, value in config.items():
-    if isinstance(value, (dict, ml_collections.ConfigDict)):
-      out += leaf_paths(value, f"{prefix}{key}.")
-    else:
-      out.append(f"{prefix}{key}")
-  return out
+  return list(flatten(config))
 
 
 def closest_field(config: ml_collections.ConfigDict, path: str) -> str | None:

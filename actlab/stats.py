@@ -318,12 +318,7 @@ class Run:
 
   def field(self, path: str, default: Any = None) -> Any:
     """A field of the run's config by dotted path (`"model.activation"`)."""
-    node: Any = self.config
-    for part in path.split("."):
-      if not isinstance(node, dict) or part not in node:
-        return default
-      node = node[part]
-    return node
+    return config_lib.value_at(self.config, path, default)
 
 
 def load_run(workdir: str | os.PathLike, condition: str = "", seed: int | None = None) -> Run:

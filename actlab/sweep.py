@@ -40,7 +40,7 @@ from typing import Any
 
 import ml_collections
 
-from actlab.config import closest_field, upgrade_fields
+from actlab.config import closest_field, upgrade_fields, value_at
 
 PLAN_FILE = "sweep.json"
 DONE_FILE = "done.json"
@@ -192,25 +192,18 @@ def plan(
 
 def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
   """Sets `a.b.c` on a (possibly locked) config; unknown fields are errors."""
-  *groups, last = key.split(".")
-  node = config
-  for i, g in enumerate(groups):
-    if not isinstance(node.get(g), ml_collections.ConfigDict):
-      close = closest_field(config, key)
-      hint = f" Did you mean {close!r}?" if close else ""
-      raise SweepError(
-        f"Unknown config field {key!r}: {'.'.join(groups[: i + 1])} is no group.{hint}"
-      )
-    node = node[g]
-  if last not in node or isinstance(node[last], ml_collections.ConfigDict):
+  group, _, last = key.rpartition(".")
+  node = value_at(config, group, None) if group else config
+  if (
+    not isinstance(node, ml_collections.ConfigDict)
+    or last not in node
+    or isinstance(node[last], ml_collections.ConfigDict)
+  ):
     close = closest_field(config, key)
     hint = f" Did you mean {close!r}?" if close else ""
-    what = (
-      f"{key!r} is a group of fields, not a field"
-      if last in node
-      else f"Unknown config field {key!r}"
-    )
-    raise SweepError(f"{what}.{hint}")
+    if isinstance(node, ml_collections.ConfigDict) and last in node:
+      raise SweepError(f"{key!r} is a group of fields, not a field.{hint}")
+    raise SweepError(f"Unknown config field {key!r}.{hint}")
   try:
     node[last] = value
   except TypeError as e:  # ml_collections keeps each field's type

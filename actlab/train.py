@@ -444,8 +444,6 @@ def _custom_parts(
   num_classes: int | None,
 ) -> dict[str, Any] | None:
   """`build.describe_parts` of what the caller brought; None: nothing."""
-  if not own_model and tx is None and data_arg is None:
-    return None
   in_memory = data_arg is not None and not isinstance(data_arg, str)
   return build.describe_parts(
     model,

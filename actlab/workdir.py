@@ -132,16 +132,6 @@ def resolved_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return _canonical_activations(config.to_dict())
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-  flat: dict[str, Any] = {}
-  for k, v in tree.items():
-    if isinstance(v, dict) and v:
-      flat.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      flat[f"{prefix}{k}"] = v
-  return flat
-
-
 def _may_change(path: str) -> bool:
   parts = path.split(".")
   return any(".".join(parts[:i]) in MAY_CHANGE_ON_RESUME for i in range(1, len(parts) + 1))
@@ -155,9 +145,9 @@ def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
   (`config.upgrade`). A field the saved config does not have at all was added
   to actlab later and is not compared.
   """
-  saved_flat = _flatten(config_lib.upgrade(saved))
+  saved_flat = config_lib.flatten(config_lib.upgrade(saved))
   diff = []
-  for k, want in sorted(_flatten(requested).items()):
+  for k, want in sorted(config_lib.flatten(requested).items()):
     if _may_change(k) or k not in saved_flat:
       continue
     if saved_flat[k] != want:

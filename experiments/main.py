@@ -111,10 +111,10 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     unknown = re.search(r"flag '--?config\.([\w.]+)'", str(e))
     if unknown:
-      sys.exit(_unknown_field(unknown.group(1), str(e)))
+      sys.exit(_unknown_field(unknown.group(1)))
     group = re.search(r"flag --?config\.([\w.]+)=.*as a ConfigDict", str(e))
     if group:
-      closest = closest_field(FLAGS["config"].value or base_config(), group.group(1))
+      closest = _closest_field(group.group(1))
       sys.exit(
         f"error: config.{group.group(1)} is a group of fields, not a field"
         + (f"; did you mean --config.{closest}?" if closest else ".")
@@ -135,13 +135,18 @@ def parse_flags(argv: list[str]) -> list[str]:
       ),
       None,
     )
-    sys.exit(_unknown_field(asked or text.splitlines()[0], text))
+    sys.exit(_unknown_field(asked or text.splitlines()[0]))
 
 
-def _unknown_field(field: str, message: str) -> str:
-  """The error for `--config.FIELD` when the config has no FIELD: the closest real field."""
-  del message  # ml_collections' own hint looks only inside the field's group
-  closest = closest_field(FLAGS["config"].value or base_config(), field)
+def _closest_field(field: str) -> str | None:
+  """The real field of the --config file (or the base config) `field` most likely means."""
+  return closest_field(FLAGS["config"].value or base_config(), field)
+
+
+def _unknown_field(field: str) -> str:
+  """The error for `--config.FIELD` when the config has no FIELD: the closest real field.
+  (ml_collections' own hint looks only inside the field's group.)"""
+  closest = _closest_field(field)
   return (
     f"error: the config has no field {field!r}"
     + (f"; did you mean --config.{closest}?" if closest else f" (--config.{field}).")
