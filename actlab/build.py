@@ -366,15 +366,11 @@ def load_splits(
   if data_arg is not None and not isinstance(data_arg, str):
     train, evals, test = in_memory_splits(data_arg)
     return _process_slice(train), evals, test
+  kw: dict[str, Any] = dict(data_dir=config.data.data_dir or None, download=config.data.download)
   if data_arg is not None:
-    kw = dict(data_dir=config.data.data_dir or None, download=config.data.download)
     load = functools.partial(load_tfds, data_arg)
   else:
-    kw = dict(
-      data_dir=config.data.data_dir or None,
-      download=config.data.download,
-      archive=config.data.archive or None,
-    )
+    kw["archive"] = config.data.archive or None
     load = data.load
   train_split = config.data.train_split
   if jax.process_count() > 1:
