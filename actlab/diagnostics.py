@@ -303,13 +303,23 @@ def activation_stats(
   return {k: v for k, v in stats.items() if v}
 
 
-def _norm(x: Array) -> Array:
-  return jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32))))
+def l2_norm(x: Array) -> Array:
+  """||x||_2 in float32 without underflow or overflow.
+
+  Squaring entries of 1e-20 (or 1e20) leaves float32's range although the
+  norm itself is well inside it; scaling by max|x| first keeps every square
+  in [0, 1], so the result is exact to float32 rounding for any finite x.
+  """
+  x = jnp.abs(x.astype(jnp.float32))
+  scale = jnp.max(x, initial=0.0)
+  safe = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0)
+  norm = scale * jnp.sqrt(jnp.sum(jnp.square(x / safe)))
+  return jnp.where(jnp.isinf(scale), scale, norm)  # an infinite entry: inf, not nan
 
 
 def backprop_norms(perturbation_grads: Mapping[str, Any]) -> dict[str, Array]:
   """{layer: ||dL/dz||} from the gradient with respect to the perturbations."""
-  return {name: _norm(g) for name, g in _recorded(perturbation_grads)}
+  return {name: l2_norm(g) for name, g in _recorded(perturbation_grads)}
 
 
 def kernel_norms(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Array]:
@@ -319,7 +329,7 @@ def kernel_norms(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Array]:
     if not isinstance(p, Mapping):
       continue
     if "kernel" in p and not isinstance(p["kernel"], Mapping):
-      out[prefix + name] = _norm(p["kernel"])
+      out[prefix + name] = l2_norm(p["kernel"])
     out.update(kernel_norms(p, f"{prefix}{name}/"))
   return out
 

@@ -42,6 +42,46 @@ def validation_protocol(c: Config) -> Config:
   return c
 
 
+PROXY_TRAIN_SPLIT = "train[:10000]"
+PROXY_EPOCHS = 8
+
+# Each activation family's own initialiser: He normal for the ReLU family
+# (He et al. 2015), LeCun normal for SELU (Klambauer et al. 2017), Glorot
+# uniform for tanh and sigmoid (Glorot and Bengio 2010).
+OWN_INITIALISER = {
+  "relu": "he_normal",
+  "leaky_relu": "he_normal",
+  "elu": "he_normal",
+  "gelu": "he_normal",
+  "silu": "he_normal",
+  "mish": "he_normal",
+  "prelu": "he_normal",
+  "selu": "lecun_normal",
+  "tanh": "glorot_uniform",
+  "sigmoid": "glorot_uniform",
+}
+
+
+def proxy(c: Config) -> Config:
+  """The cheap, many-seed budget: the validation protocol on 10,000 training
+  images for `PROXY_EPOCHS` epochs (a sixth of the tutorial's images seen)."""
+  validation_protocol(c)
+  c.data.train_split = PROXY_TRAIN_SPLIT
+  c.num_epochs = PROXY_EPOCHS
+  return c
+
+
+def own_initialiser(activation: str) -> str:
+  """The initialiser derived for `activation`'s family; an error names the known ones."""
+  name = activation.split("(")[0]
+  if name not in OWN_INITIALISER:
+    raise ConfigError(
+      f"No initialiser family for {name!r}; add it to actlab.presets.OWN_INITIALISER"
+      f" (known: {', '.join(sorted(OWN_INITIALISER))})."
+    )
+  return OWN_INITIALISER[name]
+
+
 def runlocal(c: Config) -> Config:
   """A laptop run: 1 epoch on 10% of the data, keeping `c`'s protocol (with
   a test split: 4,500 train, 500 validation, 10% of test)."""

@@ -80,6 +80,13 @@ class Plan:
   seeds: list[int]
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   baseline: str | None = None
+  # The confirmatory comparisons, [condition, reference] pairs: Holm runs over
+  # exactly these. Empty: every condition against the baseline.
+  family: list[list[str]] = dataclasses.field(default_factory=list)
+  # How conditions combine in the analysis, when they are not a plain list:
+  # {"select": {...}} (a value chosen per group on validation) or
+  # {"factorial": {...}} (a 2x2 design per group). See actlab.stats.
+  design: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def runs(self) -> list[Run]:
     """Seed-major order, so a partly finished sweep has every condition at
@@ -185,9 +192,12 @@ def plan(
   if len(set(seeds)) != len(seeds):
     raise SweepError(f"Seeds repeat: {seeds}.")
   baseline = spec.get("baseline") or ("relu" if "relu" in names else None)
+  kept = {c["name"] for c in conditions}
+  family = [list(pair) for pair in spec.get("family", []) if set(pair) <= kept]
+  design = {k: spec[k] for k in ("select", "factorial") if k in spec}
   config_file, _, config_arg = config.partition(":")
   config = str(Path(config_file).resolve()) + (f":{config_arg}" if config_arg else "")
-  return Plan(config, conditions, seeds, dict(overrides or {}), baseline)
+  return Plan(config, conditions, seeds, dict(overrides or {}), baseline, family, design)
 
 
 def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:

@@ -44,6 +44,7 @@ from actlab.workdir import (
   WorkdirLock,
   check_config,
   prepare_workdir,
+  record_provenance,
   write_config,
 )
 
@@ -132,6 +133,7 @@ def _prepare(
   if lead:
     # Only once the checkpoint is known to fit it.
     write_config(_recorded_config(config, custom), workdir)
+    record_provenance(workdir, int(distributed.local_value(saved["state"].step)))
   return _Loop(
     config,
     workdir,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import fcntl
+import functools
+import importlib.metadata
 import json
 import os
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +223,77 @@ def check_and_write_config(
   """`check_config`, then `write_config`."""
   check_config(config, workdir, allow_change)
   write_config(config, workdir)
+
+
+PROVENANCE_FILE = "provenance.jsonl"
+
+
+@functools.cache
+def code_version() -> dict[str, Any]:
+  """actlab's version and git commit, and the versions of what computes.
+
+  `git_commit` is None when actlab is not imported from a git checkout (an
+  installed wheel); `git_dirty` says whether tracked files differed from it.
+  """
+  import actlab  # pylint: disable=g-import-not-at-top  (the package's own version)
+
+  here = Path(actlab.__file__).resolve().parent
+  commit, dirty = None, None
+  try:
+    git = ["git", "-C", str(here.parent)]
+    top = subprocess.run(
+      [*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10
+    )
+    if top.returncode == 0 and Path(top.stdout.strip()) == here.parent:
+      commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+      ).stdout.strip() or None
+      status = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", "actlab"],
+        capture_output=True, text=True, timeout=30,
+      )
+      dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+  except (OSError, subprocess.SubprocessError):
+    pass
+  packages = {}
+  for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
+    try:
+      packages[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      packages[name] = None
+  return {"actlab": actlab.__version__, "git_commit": commit, "git_dirty": dirty, **packages}
+
+
+def record_provenance(workdir: Path, start_step: int) -> None:
+  """Appends one line per start or resume of the run: the code that ran it.
+
+  A run continued by other code shows two commits here, so a study can
+  check that it never mixes code versions.
+  """
+  line = {
+    "start_step": int(start_step),
+    "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "host": socket.gethostname(),
+    **code_version(),
+  }
+  try:
+    with open(workdir / PROVENANCE_FILE, "a") as f:
+      f.write(json.dumps(line, sort_keys=True) + "\n")
+  except OSError as e:
+    raise WorkdirError(
+      f"Could not write {workdir / PROVENANCE_FILE}: {e.strerror or e}. {free_space(workdir)}"
+    ) from None
+
+
+def read_provenance(workdir: str | os.PathLike) -> list[dict[str, Any]]:
+  """The lines of a run's provenance.jsonl; [] for runs made before it existed."""
+  path = Path(workdir) / PROVENANCE_FILE
+  if not path.exists():
+    return []
+  out = []
+  for line in path.read_text().splitlines():
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue  # a line torn by a crash
+  return out

@@ -270,3 +270,22 @@ def test_lenet5_step_gives_the_same_parameters_with_diagnostics(activation):
   diagnosed, _, diag = _diagnose(state, batch, activation)
   jax.tree.map(np.testing.assert_array_equal, plain.params, diagnosed.params)
   assert set(diag["backprop_norm"]) == {"conv2d", "conv2d_1", "conv2d_2", "dense"}
+
+
+@pytest.mark.parametrize("magnitude", [1e-20, 1e-30, 1.0, 1e20, 1e30])
+def test_norms_neither_underflow_nor_overflow(magnitude):
+  # Squares of 1e-20 are below float32's smallest subnormal and squares of
+  # 1e20 above its largest value; the norms themselves are not.
+  x = np.random.default_rng(0).normal(size=(64, 33)).astype(np.float32) * np.float32(magnitude)
+  exact = np.sqrt(np.sum(np.square(x.astype(np.float64))))
+  got = diagnostics.l2_norm(jnp.asarray(x))
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(float(got), exact, rtol=1e-6)
+  grads = {"layer_00": {"kernel": jnp.asarray(x)}}
+  np.testing.assert_allclose(float(diagnostics.kernel_norms(grads)["layer_00"]), exact, rtol=1e-6)
+
+
+def test_norms_of_zeros_and_infinities():
+  assert float(diagnostics.l2_norm(jnp.zeros((3, 4)))) == 0.0
+  assert float(diagnostics.l2_norm(jnp.array([1.0, -jnp.inf]))) == np.inf
+  assert np.isnan(float(diagnostics.l2_norm(jnp.array([1.0, jnp.nan]))))

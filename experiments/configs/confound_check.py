@@ -21,17 +21,7 @@ import ml_collections
 from actlab import presets
 from actlab.config import base_config
 
-INITIALISERS = {
-  "relu": "he_normal",
-  "leaky_relu": "he_normal",
-  "elu": "he_normal",
-  "gelu": "he_normal",
-  "silu": "he_normal",
-  "mish": "he_normal",
-  "selu": "lecun_normal",
-  "tanh": "glorot_uniform",
-  "sigmoid": "glorot_uniform",
-}
+INITIALISERS = presets.OWN_INITIALISER
 DEFAULT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu")
 
 
