@@ -18,7 +18,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats as sps
 
 from actlab import config as config_lib
+from actlab import inference
 
 CONFIDENCE = 0.95
 
@@ -90,28 +91,7 @@ def mean_band(
   return mean_T, mean_T - half_T, mean_T + half_T
 
 
-def bootstrap_ci(
-  values: Sequence[float],
-  statistic: Callable[[np.ndarray], float] = np.mean,
-  confidence: float = CONFIDENCE,
-  n_resamples: int = 9999,
-  seed: int = 0,
-) -> tuple[float, float]:
-  """BCa bootstrap interval (`scipy.stats.bootstrap`) for non-normal metrics.
-
-  For fractions such as dead units, which pile up at 0 or 1. Constant data
-  gives the point interval; where BCa is undefined (almost constant data) the
-  percentile interval is used. With 5 seeds any bootstrap interval is rough.
-  """
-  x = _values(values, "bootstrap_ci")
-  if np.all(x == x[0]):
-    return float(x[0]), float(x[0])
-  kw = dict(confidence_level=confidence, n_resamples=n_resamples, rng=seed)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    ci = sps.bootstrap((x,), statistic, method="BCa", **kw).confidence_interval
-    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
-      ci = sps.bootstrap((x,), statistic, method="percentile", **kw).confidence_interval
-  return float(ci.low), float(ci.high)
+bootstrap_ci = inference.bootstrap_ci
 
 
 # ----------------------------------------------------------------------------
@@ -138,6 +118,22 @@ class Comparison:
   notes: tuple[str, ...] = ()
   t_p_holm: float = math.nan
   wilcoxon_p_holm: float = math.nan
+  # Distribution-free and equivalence results (actlab.inference).
+  permutation_p: float = math.nan  # sign-flip test; exact for n <= 20
+  permutation_exact: bool = True
+  permutation_se: float = 0.0  # Monte Carlo error (0 when exact)
+  bca_low: float = math.nan  # BCa bootstrap interval of the mean difference
+  bca_high: float = math.nan
+  margin: float = inference.EQUIVALENCE_MARGIN
+  tost_p: float = math.nan  # H0: |difference| >= margin
+  # Set over the declared family: its size, and the smallest true difference
+  # the paired t-test detects with 80% power at Holm's first level α/m.
+  family_size: int = 0
+  mde: float = math.nan
+
+  @property
+  def verdict(self) -> str:
+    return inference.verdict(self.t_p_holm, self.tost_p, self.margin, self.mean_diff)
 
   @property
   def n(self) -> int:
@@ -189,8 +185,10 @@ def paired_comparison(
   baseline_name: str = "baseline",
   confidence: float = CONFIDENCE,
   allow_unpaired: bool = False,
+  margin: float = inference.EQUIVALENCE_MARGIN,
 ) -> Comparison:
-  """Paired t-test (`ttest_rel`), Wilcoxon signed-rank and d_z, by seed.
+  """Paired t-test (`ttest_rel`), Wilcoxon signed-rank, d_z, the exact
+  sign-flip permutation test, the BCa interval and TOST at ±`margin`, by seed.
 
   `condition` and `baseline` map seed -> value. Differences are rounded to
   12 decimals so that float round-off does not break ties the signed-rank
@@ -215,6 +213,9 @@ def paired_comparison(
     t_stat, t_p, d_z = float(res.statistic), float(res.pvalue), mean / sd
     lo, hi = float(ci.low), float(ci.high)
   w_stat, w_p, w_notes = _wilcoxon(d)
+  flip = inference.sign_flip_test(d)
+  bca = inference.paired_bca(d, confidence)
+  equivalence = inference.tost(d, margin)
   return Comparison(
     condition=name,
     baseline=baseline_name,
@@ -229,22 +230,57 @@ def paired_comparison(
     wilcoxon_p=w_p,
     d_z=d_z,
     notes=tuple(notes + w_notes),
+    permutation_p=flip.pvalue,
+    permutation_exact=flip.exact,
+    permutation_se=flip.standard_error,
+    bca_low=bca[0],
+    bca_high=bca[1],
+    margin=margin,
+    tost_p=equivalence.pvalue,
   )
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
-  """Holm step-down adjusted p-values; NaNs stay NaN and do not count in m.
+holm = inference.holm
 
-  Sorted ascending, p_(i) becomes max_{j<=i} min(1, (m - j + 1) p_(j)).
+
+def compare_pairs(
+  values: Mapping[str, Mapping[int, float]],
+  pairs: Sequence[Sequence[str]],
+  confidence: float = CONFIDENCE,
+  allow_unpaired: bool = True,
+  margin: float = inference.EQUIVALENCE_MARGIN,
+) -> dict[str, Comparison]:
+  """The declared family: each (condition, reference) pair, paired by seed,
+  Holm-adjusted over the family, with each comparison's 80%-power MDE at
+  Holm's first level α/m. Keyed by condition.
+
+  `values` maps condition -> seed -> value. Pairs with fewer than two paired
+  seeds are left out of the result (and of Holm's m).
   """
-  p = np.asarray(p_values, dtype=np.float64)
-  out = np.full(p.shape, np.nan)
-  idx = np.flatnonzero(np.isfinite(p))
-  order = idx[np.argsort(p[idx], kind="stable")]
-  m = order.size
-  adjusted = np.minimum(1.0, (m - np.arange(m)) * p[order])
-  out[order] = np.maximum.accumulate(adjusted)
-  return out
+  out = {}
+  for name, ref in pairs:
+    for c in (name, ref):
+      if c not in values:
+        raise ValueError(f"{c!r} is not among the conditions {sorted(values)}")
+    try:
+      out[name] = paired_comparison(
+        values[name], values[ref], name, ref, confidence, allow_unpaired, margin
+      )
+    except ValueError:
+      continue
+  t_holm = holm([c.t_p for c in out.values()])
+  w_holm = holm([c.wilcoxon_p for c in out.values()])
+  m = len(out)
+  return {
+    name: dataclasses.replace(
+      c,
+      t_p_holm=float(t),
+      wilcoxon_p_holm=float(w),
+      family_size=m,
+      mde=inference.minimal_detectable_effect(c.sd_diff, c.n, inference.ALPHA / m),
+    )
+    for (name, c), t, w in zip(out.items(), t_holm, w_holm)
+  }
 
 
 def compare_to_baseline(
@@ -252,30 +288,13 @@ def compare_to_baseline(
   baseline: str,
   confidence: float = CONFIDENCE,
   allow_unpaired: bool = True,
+  margin: float = inference.EQUIVALENCE_MARGIN,
 ) -> dict[str, Comparison]:
-  """Every condition against `baseline`, Holm-adjusted across the comparisons.
-
-  `values` maps condition -> seed -> value. Conditions with fewer than two
-  paired seeds are left out of the result (and of Holm's m).
-  """
+  """Every condition against `baseline`: `compare_pairs` with that family."""
   if baseline not in values:
     raise ValueError(f"baseline {baseline!r} is not among the conditions {sorted(values)}")
-  out = {}
-  for name, by_seed in values.items():
-    if name == baseline:
-      continue
-    try:
-      out[name] = paired_comparison(
-        by_seed, values[baseline], name, baseline, confidence, allow_unpaired
-      )
-    except ValueError:
-      continue
-  t_holm = holm([c.t_p for c in out.values()])
-  w_holm = holm([c.wilcoxon_p for c in out.values()])
-  return {
-    name: dataclasses.replace(c, t_p_holm=float(t), wilcoxon_p_holm=float(w))
-    for (name, c), t, w in zip(out.items(), t_holm, w_holm)
-  }
+  pairs = [(c, baseline) for c in values if c != baseline]
+  return compare_pairs(values, pairs, confidence, allow_unpaired, margin)
 
 
 # ----------------------------------------------------------------------------
@@ -377,6 +396,17 @@ class Sweep:
   baseline: str | None
   config: str = ""
   fields: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+  family: list[list[str]] = dataclasses.field(default_factory=list)  # declared pairs
+  design: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def declared_family(self) -> list[list[str]]:
+    """The confirmatory pairs: sweep.json's family, else every condition
+    against the baseline."""
+    if self.family:
+      return [list(p) for p in self.family]
+    if self.baseline is None:
+      return []
+    return [[c, self.baseline] for c in self.conditions if c != self.baseline]
 
   def ok_runs(self, condition: str) -> dict[int, Run]:
     return {s: r for s, r in self.runs[condition].items() if r.ok}
@@ -429,15 +459,18 @@ def read_sweep(root: str | os.PathLike, baseline: str | None = None) -> Sweep:
     fields = {c["name"]: config_lib.upgrade_fields(c.get("fields", {})) for c in spec["conditions"]}
     seeds, config = spec.get("seeds", []), spec.get("config", "")
     baseline = baseline or spec.get("baseline")
+    family, design = spec.get("family", []), spec.get("design", {})
   else:
     conditions = [p.name for p in sorted(root.iterdir()) if is_condition(p)]
-    fields, seeds, config = {}, [], ""
+    fields, seeds, config, family, design = {}, [], "", [], {}
   if not conditions:
     raise ValueError(
       f"{root} holds no sweep: expected sweep.json or condition folders with seed_<s>/ runs"
     )
   runs = {c: _condition_runs(root / c, c, seeds) for c in conditions}
-  return Sweep(root, conditions, runs, _baseline(conditions, baseline), config, fields)
+  return Sweep(
+    root, conditions, runs, _baseline(conditions, baseline), config, fields, family, design
+  )
 
 
 def _baseline(conditions: Sequence[str], baseline: str | None) -> str | None:

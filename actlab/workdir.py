@@ -245,12 +245,17 @@ def code_version() -> dict[str, Any]:
       [*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10
     )
     if top.returncode == 0 and Path(top.stdout.strip()) == here.parent:
-      commit = subprocess.run(
-        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-      ).stdout.strip() or None
+      commit = (
+        subprocess.run(
+          [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        or None
+      )
       status = subprocess.run(
         [*git, "status", "--porcelain", "--untracked-files=no", "--", "actlab"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
       )
       dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
   except (OSError, subprocess.SubprocessError):
@@ -272,7 +277,7 @@ def record_provenance(workdir: Path, start_step: int) -> None:
   """
   line = {
     "start_step": int(start_step),
-    "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "host": socket.gethostname(),
     **code_version(),
   }

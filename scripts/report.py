@@ -42,7 +42,7 @@ from matplotlib import transforms as mtransforms  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actlab import stats  # noqa: E402
+from actlab import designs, inference, stats  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Per-run numbers
@@ -129,9 +129,7 @@ def condition_rows(sweep: stats.Sweep) -> list[dict]:
   """One row per condition: summaries, paired comparison, diagnostics at the end."""
   acc = sweep.accuracies()
   usable = {c: v for c, v in acc.items() if v}
-  comparisons = (
-    stats.compare_to_baseline(usable, sweep.baseline) if sweep.baseline in usable else {}
-  )
+  comparisons = stats.compare_pairs(usable, table_family(sweep, usable))
   rows = []
   for c in sweep.conditions:
     runs = list(sweep.ok_runs(c).values())
@@ -157,6 +155,22 @@ def condition_rows(sweep: stats.Sweep) -> list[dict]:
       "t_p_holm": cmp.t_p_holm if cmp else math.nan,
       "wilcoxon_p_holm": cmp.wilcoxon_p_holm if cmp else math.nan,
       "d_z": cmp.d_z if cmp else math.nan,
+      "diff_bca_low": cmp.bca_low if cmp else math.nan,
+      "diff_bca_high": cmp.bca_high if cmp else math.nan,
+      "permutation_p": cmp.permutation_p if cmp else math.nan,
+      "permutation_exact": cmp.permutation_exact if cmp else "",
+      "family_size": cmp.family_size if cmp else 0,
+      "tost_margin": cmp.margin if cmp else math.nan,
+      "tost_p": cmp.tost_p if cmp else math.nan,
+      "verdict": cmp.verdict if cmp else "",
+      "mde_80": cmp.mde if cmp else math.nan,
+    }
+    finished = [v for v in acc[c].values() if math.isfinite(v)]
+    above = inference.leaves_chance(finished) if finished else None
+    row |= {
+      "above_chance": above.k if above else 0,
+      "above_chance_low": above.low if above else math.nan,
+      "above_chance_high": above.high if above else math.nan,
     }
     for k in FRACTIONS:
       mean, lo, hi = _bootstrap([end_value(r, k) for r in runs])
@@ -164,6 +178,17 @@ def condition_rows(sweep: stats.Sweep) -> list[dict]:
     row["notes"] = "; ".join(cmp.notes) if cmp else ""
     rows.append(row)
   return rows
+
+
+def table_family(sweep: stats.Sweep, usable: dict) -> list[list[str]]:
+  """The pairs the accuracy table tests: the declared family, or, for a
+  design whose family is derived (a selection, a factorial), every condition
+  against the baseline (exploratory; the design's own section is confirmatory)."""
+  if sweep.design:
+    if sweep.baseline not in usable:
+      return []
+    return [[c, sweep.baseline] for c in usable if c != sweep.baseline]
+  return [p for p in sweep.declared_family() if p[0] in usable and p[1] in usable]
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
@@ -213,8 +238,9 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
     return "\n".join(lines)
   lines = [
     f"| condition | seeds | {_metric_label(rows)} (mean ± 95% CI) | validation acc"
-    f" | Δ vs {baseline or '-'} [95% CI] | t-test p | Wilcoxon p | Holm p (t) | d_z |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    f" | Δ vs {baseline or '-'} [95% t-CI] | Δ BCa 95% CI | paired-t p | permutation p"
+    " | Holm p | TOST ±δ | MDE (80%) | d_z |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
   ]
   for r in rows:
     half = (r["ci_high"] - r["ci_low"]) / 2
@@ -223,17 +249,135 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
     val = (
       f"{_f(val)} ± {_f((r['val_ci_high'] - r['val_ci_low']) / 2)}" if r["val_n"] >= 2 else _f(val)
     )
-    if r["condition"] == baseline:
-      diff = "baseline"
-    elif r["n_pairs"]:
+    if r["n_pairs"]:
       diff = f"{r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
+      bca = f"[{r['diff_bca_low']:+.4f}, {r['diff_bca_high']:+.4f}]"
+      tests = [
+        _p(r["t_p"]),
+        _p(r["permutation_p"]),
+        _p(r["t_p_holm"]),
+        r["verdict"],
+        _f(r["mde_80"]),
+        _f(r["d_z"], ".2f"),
+      ]
     else:
-      diff = "- (needs ≥ 2 paired seeds)"
+      diff = "baseline" if r["condition"] == baseline else "- (not in the family, or < 2 pairs)"
+      bca, tests = "", [""] * 6
     lines.append(
-      f"| {r['condition']} | {r['n']} | {acc} | {val} | {diff} | {_p(r['t_p'])}"
-      f" | {_p(r['wilcoxon_p'])} | {_p(r['t_p_holm'])} | {_f(r['d_z'], '.2f')} |"
+      f"| {r['condition']} | {r['n']} | {acc} | {val} | {diff} | {bca} | "
+      + " | ".join(tests)
+      + " |"
     )
   return "\n".join(lines)
+
+
+COMPARISON_HEADER = (
+  "| Δ [95% t-CI] | Δ BCa 95% CI | paired-t p | permutation p | Holm p | TOST ±δ | MDE (80%) |"
+)
+
+
+def comparison_cells(c: stats.Comparison) -> str:
+  """One comparison's cells, in COMPARISON_HEADER's order."""
+  return (
+    f"| {c.mean_diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | [{c.bca_low:+.4f},"
+    f" {c.bca_high:+.4f}] | {_p(c.t_p)} | {_p(c.permutation_p)} | {_p(c.t_p_holm)}"
+    f" | {c.verdict} | {_f(c.mde)} |"
+  )
+
+
+def design_sections(sweep: stats.Sweep) -> list[str]:
+  """The declared family of a `select` or `factorial` design (actlab.designs)."""
+  out = []
+  if "select" in sweep.design:
+    sel = designs.select(sweep, sweep.design["select"])
+    values = sorted({v for m in sel.val_means.values() for v in m}, key=lambda v: (str(type(v)), v))
+    out += [
+      f"## {sel.choose_field} chosen per {sel.group_field} on validation",
+      "",
+      f"| {sel.group_field} | " + " | ".join(f"val acc @ {v:g}" for v in values) + " | chosen |",
+      "|---|" + "---:|" * len(values) + "---:|",
+    ]
+    for g, means in sel.val_means.items():
+      cells = [_f(means.get(v, math.nan)) for v in values]
+      out.append(f"| {g} | " + " | ".join(cells) + f" | {sel.chosen_value[g]:g} |")
+    for title, fam in (
+      (f"at each {sel.group_field}'s chosen {sel.choose_field}", sel.at_chosen),
+      (f"at the shared {sel.choose_field} {sel.shared:g}", sel.at_shared),
+    ):
+      if not fam:
+        continue
+      out += [
+        "",
+        f"Test accuracy {title}, against {sel.baseline} at its own; paired by seed, Holm over"
+        f" the {len(fam)} comparisons:",
+        "",
+        "| condition | vs | seeds " + COMPARISON_HEADER,
+        "|---|---|---:" + "|---:" * 5 + "|---|---:|",
+      ]
+      out += [
+        f"| {c.condition} | {c.baseline} | {c.n} " + comparison_cells(c) for c in fam.values()
+      ]
+    out.append("")
+  if "factorial" in sweep.design:
+    fac = designs.factorial(sweep, sweep.design["factorial"])
+    f1, f2 = fac.factors
+    out += [
+      f"## Factorial: {f1} × {f2}, per {sweep.design['factorial']['group']}",
+      "",
+      f"Effects on test accuracy, paired by seed: a factor's effect is its high level minus its"
+      f" low level averaged over the other factor; the interaction is the difference of the"
+      f" {f2} effect between the {f1} levels. Holm over all {len(fac.contrasts)} contrasts.",
+      "",
+      "| group | contrast | levels (low → high) | seeds " + COMPARISON_HEADER,
+      "|---|---|---|---:" + "|---:" * 5 + "|---|---:|",
+    ]
+    for (g, name), c in fac.contrasts.items():
+      (a0, a1), (b0, b1) = fac.levels[g]
+      lv = {f1: f"{a0} → {a1}", f2: f"{b0} → {b1}"}.get(name, "")
+      out.append(f"| {g} | {name} | {lv} | {c.n} " + comparison_cells(c))
+    out.append("")
+  return out
+
+
+def family_line(sweep: stats.Sweep, rows: list[dict]) -> str:
+  """What the table's tests are: which family, its size, the margin, the power."""
+  compared = [r for r in rows if r["n_pairs"]]
+  if not compared:
+    return ""
+  m = compared[0]["family_size"]
+  refs = sorted({r["baseline"] for r in compared} | set())
+  kind = (
+    "exploratory (every condition against the baseline; the design's section below holds"
+    " the declared family)"
+    if sweep.design
+    else (
+      "declared in the study config" if sweep.family else "every condition against the baseline"
+    )
+  )
+  n = sorted({r["n_pairs"] for r in compared})
+  margin = compared[0]["tost_margin"]
+  return (
+    f"Family: {m} paired comparisons, {kind}; Δ = condition − {sweep.baseline or refs}, paired by"
+    f" seed (n = {'/'.join(map(str, n))}). Holm over the family (paired-t p). Permutation p:"
+    f" exact sign-flip test over all 2^n sign patterns (smallest possible p at n = {n[0]}:"
+    f" {2 / 2 ** n[0]:.3g}). TOST ±δ: equivalence at δ = {margin:g} (two one-sided paired t-tests,"
+    " α = 0.05); 'inconclusive' = neither different after Holm nor equivalent. MDE: the"
+    f" smallest true Δ the paired t-test detects with 80% power at Holm's first level"
+    f" 0.05/{m}, given each row's SD of differences."
+  )
+
+
+def chance_lines(rows: list[dict]) -> list[str]:
+  """Conditions where some seeds learn and some stay at chance: counts, not means."""
+  out = []
+  for r in rows:
+    if r["n"] and r["above_chance"] < r["n"]:
+      out.append(
+        f"{r['condition']}: {r['above_chance']} of {r['n']} seeds leave chance level"
+        f" (accuracy > 0.15; exact 95% CI of the fraction [{r['above_chance_low']:.2f},"
+        f" {r['above_chance_high']:.2f}]); the mean and its t-interval describe no single run."
+      )
+  return out
 
 
 def setup_table(sweep: stats.Sweep, rows: list[dict]) -> str:
@@ -344,9 +488,8 @@ def notes(sweep: stats.Sweep, rows: list[dict]) -> list[str]:
   compared = [r for r in rows if r["n_pairs"]]
   if compared:
     out.append(
-      f"Paired by seed against {sweep.baseline}; Holm's correction over the {len(compared)}"
-      " comparisons (t-test p; the Wilcoxon Holm p is in results.csv). d_z = mean difference"
-      " / SD of the differences. Intervals: 95% t-intervals over seeds; dead, near-dead and"
+      "d_z = mean difference / SD of the differences; the Wilcoxon signed-rank p (raw and"
+      " Holm) is in results.csv. Intervals: 95% t-intervals over seeds; dead, near-dead and"
       " saturated fractions: mean over layers at the last logged step, BCa bootstrap."
     )
   if any(r["n"] for r in rows) and not any(r["n"] >= 2 for r in rows):
@@ -655,6 +798,9 @@ def report(sweep: stats.Sweep, out: Path, report_name: str = "report.md") -> tup
   pngs = figures(sweep, rows, out) if any(r["n"] for r in rows) else []
   title = f"# {sweep.root.name}" + (f" ({sweep.config})" if sweep.config else "")
   parts = [title, "", "## Accuracy", "", accuracy_table(rows, sweep.baseline), ""]
+  parts += [x for x in [family_line(sweep, rows)] if x] + [""]
+  parts += [f"- {x}" for x in chance_lines(rows)] + ([""] if chance_lines(rows) else [])
+  parts += design_sections(sweep)
   if any(r["n"] for r in rows):
     parts += ["## Setup and diagnostics", "", setup_table(sweep, rows), ""]
     parts += ["## Eval accuracy per epoch (mean over seeds)", "", epoch_table(sweep), ""]

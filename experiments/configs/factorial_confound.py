@@ -49,15 +49,20 @@ def sweep(config: ml_collections.ConfigDict | None = None) -> dict:
       )
     for s, scaling in SCALINGS.items():
       for i, init in inits.items():
-        conditions.append({
-          "name": condition_name(a, s, i),
-          "model.activation": a,
-          "data.input_scaling": scaling,
-          "model.kernel_init": init,
-        })
+        conditions.append(
+          {
+            "name": condition_name(a, s, i),
+            "model.activation": a,
+            "data.input_scaling": scaling,
+            "model.kernel_init": init,
+          }
+        )
   return {
     "conditions": conditions,
     "baseline": condition_name(acts[0], "raw", "glorot"),
     # Per activation: the 2x2 contrasts over (data.input_scaling, model.kernel_init).
-    "factorial": {"group": "model.activation", "factors": ["data.input_scaling", "model.kernel_init"]},
+    "factorial": {
+      "group": "model.activation",
+      "factors": ["data.input_scaling", "model.kernel_init"],
+    },
   }

@@ -45,6 +45,10 @@ def sweep(config: ml_collections.ConfigDict | None = None) -> dict:
     "baseline": condition_name("relu", SHARED_RATE),
     # Chosen per activation on validation: `activation` groups the conditions,
     # `choose` is the field whose best value is picked.
-    "select": {"group": "model.activation", "choose": "optim.learning_rate",
-                "shared": SHARED_RATE, "baseline": "relu"},
+    "select": {
+      "group": "model.activation",
+      "choose": "optim.learning_rate",
+      "shared": SHARED_RATE,
+      "baseline": "relu",
+    },
   }

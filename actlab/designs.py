@@ -1,0 +1,161 @@
+"""Study designs beyond "every condition against a baseline".
+
+A study config's `sweep()` may declare how its conditions combine
+(sweep.json's `design`):
+
+- `select`: conditions grouped by one field (`group`, e.g. the activation)
+  and varying in another (`choose`, e.g. the learning rate). Per group the
+  value with the highest mean *validation* accuracy over seeds is chosen (the
+  test split plays no part), and the declared family compares each group at
+  its chosen value with the `baseline` group at its own, next to the same
+  comparison at a `shared` value.
+- `factorial`: per group, a 2x2 over two fields (`factors`). Each factor's
+  effect (averaged over the other) and their interaction are paired
+  differences per seed, tested against 0; the family is every contrast.
+
+Both return `stats.Comparison`s, Holm-adjusted over their family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from actlab import stats
+
+
+def _field(sweep: stats.Sweep, condition: str, field: str) -> Any:
+  """A condition's value of a dotted config field: sweep.json's fields,
+  else the field of its first finished run."""
+  fields = sweep.fields.get(condition, {})
+  if field in fields:
+    return fields[field]
+  for run in sweep.ok_runs(condition).values():
+    return run.field(field, None)
+  return None
+
+
+def groups(sweep: stats.Sweep, field: str) -> dict[Any, list[str]]:
+  """Conditions by their value of `field`, in the sweep's order."""
+  out: dict[Any, list[str]] = {}
+  for c in sweep.conditions:
+    out.setdefault(_field(sweep, c, field), []).append(c)
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """Per group: the validation mean of every value, and the value chosen."""
+
+  group_field: str
+  choose_field: str
+  val_means: dict[Any, dict[Any, float]]  # group -> value -> mean validation accuracy
+  chosen: dict[Any, str]  # group -> chosen condition
+  chosen_value: dict[Any, Any]
+  at_chosen: dict[str, stats.Comparison]  # family: group at chosen vs baseline at chosen
+  at_shared: dict[str, stats.Comparison]  # the same at the shared value
+  baseline: Any
+  shared: Any
+
+
+def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
+  """The `select` design (see the module docstring)."""
+  group_field, choose_field = spec["group"], spec["choose"]
+  baseline, shared = spec["baseline"], spec.get("shared")
+  val_means: dict[Any, dict[Any, float]] = {}
+  chosen, chosen_value, shared_condition = {}, {}, {}
+  for g, conds in groups(sweep, group_field).items():
+    means = {}
+    for c in conds:
+      vals = [r.val_accuracy for r in sweep.ok_runs(c).values()]
+      vals = [v for v in vals if v is not None and math.isfinite(v)]
+      if vals:
+        means[c] = float(np.mean(vals))
+    if not means:
+      continue
+    val_means[g] = {_field(sweep, c, choose_field): m for c, m in means.items()}
+    best = max(means, key=means.get)
+    chosen[g], chosen_value[g] = best, _field(sweep, best, choose_field)
+    for c in conds:
+      if _field(sweep, c, choose_field) == shared:
+        shared_condition[g] = c
+  acc = {c: v for c, v in sweep.accuracies().items() if v}
+
+  def family(pick: Mapping[Any, str]) -> dict[str, stats.Comparison]:
+    if baseline not in pick or pick[baseline] not in acc:
+      return {}
+    pairs = [(pick[g], pick[baseline]) for g in pick if g != baseline and pick[g] in acc]
+    return stats.compare_pairs(acc, pairs)
+
+  return Selection(
+    group_field,
+    choose_field,
+    val_means,
+    chosen,
+    chosen_value,
+    family(chosen),
+    family(shared_condition),
+    baseline,
+    shared,
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Factorial:
+  """Per group and contrast, the paired comparison of the contrast with 0."""
+
+  factors: tuple[str, str]
+  levels: dict[Any, tuple[tuple[Any, Any], tuple[Any, Any]]]  # group -> (low, high) per factor
+  contrasts: dict[tuple[Any, str], stats.Comparison]  # (group, contrast name) -> result
+  cell_means: dict[Any, dict[tuple[Any, Any], float]]  # group -> (level1, level2) -> mean
+
+
+def _levels(sweep: stats.Sweep, conds: list[str], field: str) -> list[Any]:
+  return list(dict.fromkeys(_field(sweep, c, field) for c in conds))
+
+
+def _contrasts(y: Mapping[tuple[int, int], float]) -> tuple[float, float, float]:
+  """First factor's effect, second factor's effect, interaction, of one seed's 2x2."""
+  first = (y[1, 0] + y[1, 1] - y[0, 0] - y[0, 1]) / 2
+  second = (y[0, 1] + y[1, 1] - y[0, 0] - y[1, 0]) / 2
+  return first, second, (y[1, 1] - y[1, 0]) - (y[0, 1] - y[0, 0])
+
+
+def factorial(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Factorial:
+  """The `factorial` design (see the module docstring).
+
+  With cells y[a][b] (a: first factor low/high, b: second), per seed:
+  first factor's effect ((y10 + y11) - (y00 + y01)) / 2, the second's
+  ((y01 + y11) - (y00 + y10)) / 2, and the interaction (y11 - y10) - (y01 - y00).
+  A factor's low level is the first value met in the sweep's order.
+  """
+  group_field = spec["group"]
+  f1, f2 = spec["factors"]
+  acc = sweep.accuracies()
+  per_seed: dict[tuple[Any, str], dict[int, float]] = {}
+  cell_means: dict[Any, dict[tuple[Any, Any], float]] = {}
+  levels = {}
+  for g, conds in groups(sweep, group_field).items():
+    l1, l2 = _levels(sweep, conds, f1), _levels(sweep, conds, f2)
+    if len(l1) != 2 or len(l2) != 2 or len(conds) != 4:
+      raise ValueError(
+        f"{group_field}={g}: a 2x2 needs two levels of {f1} and of {f2}, got {l1} and {l2}"
+      )
+    cell = {(_field(sweep, c, f1), _field(sweep, c, f2)): acc[c] for c in conds}
+    cell_means[g] = {k: float(np.mean(list(v.values()))) for k, v in cell.items() if v}
+    levels[g] = ((l1[0], l1[1]), (l2[0], l2[1]))
+    y = {(i, j): cell[(l1[i], l2[j])] for i in (0, 1) for j in (0, 1)}
+    seeds = set.intersection(*(set(v) for v in y.values()))
+    for s in sorted(seeds):
+      for name, value in zip((f1, f2, "interaction"), _contrasts({k: v[s] for k, v in y.items()})):
+        per_seed.setdefault((g, name), {})[s] = value
+  keys = {f"{g}|{name}": k for k, (g, name) in zip(per_seed, per_seed)}
+  zero = {s: 0.0 for d in per_seed.values() for s in d}
+  values = {label: per_seed[k] for label, k in keys.items()} | {"0": zero}
+  compared = stats.compare_pairs(values, [(label, "0") for label in keys])
+  contrasts = {keys[label]: c for label, c in compared.items()}
+  return Factorial((f1, f2), levels, contrasts, cell_means)

@@ -1,0 +1,123 @@
+"""actlab.designs on synthetic sweeps: selection on validation, factorial contrasts."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_stats import write_run
+
+from actlab import designs, stats
+
+
+def _set_test_accuracy(run: Path, value: float) -> None:
+  lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+  lines[-1]["accuracy"] = value
+  (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def _spec(root: Path, conditions: dict, design: dict, baseline: str, seeds: int) -> None:
+  spec = {
+    "config": "x.py",
+    "conditions": [{"name": n, "fields": f} for n, f in conditions.items()],
+    "seeds": list(range(seeds)),
+    "baseline": baseline,
+    "design": design,
+  }
+  (root / "sweep.json").write_text(json.dumps(spec))
+
+
+def test_select_chooses_on_validation_and_compares_at_the_chosen_rates(tmp_path):
+  seeds, rng = 6, np.random.default_rng(0)
+  base = 0.5 + rng.normal(0, 0.01, seeds)
+  val = {  # (activation, rate) -> validation accuracy offset
+    ("relu", 0.001): 0.0,
+    ("relu", 0.003): 0.01,
+    ("tanh", 0.001): 0.03,
+    ("tanh", 0.003): 0.0,
+  }
+  conditions = {}
+  for (act, lr), off in val.items():
+    name = f"{act}_lr{lr:g}"
+    conditions[name] = {"model.activation": act, "optim.learning_rate": lr}
+    for s in range(seeds):
+      run = tmp_path / name / f"seed_{s}"
+      write_run(run, s, float(base[s] + off))
+      # The test split favours the rate validation does not choose: it must not decide.
+      bonus = 0.05 if off == 0 else 0.0
+      _set_test_accuracy(run, float(base[s] + bonus + 0.003 * (s % 3) * (act == "tanh")))
+  design = {
+    "select": {
+      "group": "model.activation",
+      "choose": "optim.learning_rate",
+      "shared": 0.001,
+      "baseline": "relu",
+    }
+  }
+  _spec(tmp_path, conditions, design, "relu_lr0.001", seeds)
+  sweep = stats.read_sweep(tmp_path)
+  sel = designs.select(sweep, sweep.design["select"])
+  assert sel.chosen == {"relu": "relu_lr0.003", "tanh": "tanh_lr0.001"}
+  assert sel.val_means["tanh"][0.001] == pytest.approx(float(np.mean(base)) + 0.03)
+  (c,) = sel.at_chosen.values()
+  assert (c.condition, c.baseline, c.family_size) == ("tanh_lr0.001", "relu_lr0.003", 1)
+  jitter = np.mean([0.003 * (s % 3) for s in range(seeds)])
+  assert c.mean_diff == pytest.approx(jitter)  # both chosen rates have no test bonus
+  (shared,) = sel.at_shared.values()
+  assert (shared.condition, shared.baseline) == ("tanh_lr0.001", "relu_lr0.001")
+  assert shared.mean_diff == pytest.approx(jitter - 0.05)
+  text = "\n".join(_report().design_sections(sweep))
+  assert "| tanh | 0.5" in text and "at each model.activation's chosen" in text
+
+
+def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
+  seeds, rng = 5, np.random.default_rng(1)
+  base = 0.5 + rng.normal(0, 0.01, seeds)
+  planted = {"relu": (0.02, 0.01, 0.004), "elu": (0.0, -0.01, 0.0)}  # scaling, init, interaction
+  conditions = {}
+  for act, (a, b, ab) in planted.items():
+    own = "he_normal"
+    for s_name, scaling, i in (("raw", "raw", 0), ("std", "standardize", 1)):
+      for init_name, init, j in (("glorot", "glorot_uniform", 0), ("own", own, 1)):
+        # main effects a, b and interaction ab = y11 - y10 - y01 + y00
+        y = base + a * (i - 0.5) + b * (j - 0.5) + ab * (i - 0.5) * (j - 0.5)
+        name = f"{act}_{s_name}_{init_name}"
+        conditions[name] = {
+          "model.activation": act,
+          "data.input_scaling": scaling,
+          "model.kernel_init": init,
+        }
+        for s in range(seeds):
+          run = tmp_path / name / f"seed_{s}"
+          write_run(run, s, float(y[s]))
+          _set_test_accuracy(run, float(y[s]))
+  design = {
+    "factorial": {
+      "group": "model.activation",
+      "factors": ["data.input_scaling", "model.kernel_init"],
+    }
+  }
+  _spec(tmp_path, conditions, design, "relu_raw_glorot", seeds)
+  sweep = stats.read_sweep(tmp_path)
+  fac = designs.factorial(sweep, sweep.design["factorial"])
+  assert len(fac.contrasts) == 6
+  for act, (a, b, ab) in planted.items():
+    got = [
+      fac.contrasts[(act, k)].mean_diff
+      for k in ("data.input_scaling", "model.kernel_init", "interaction")
+    ]
+    np.testing.assert_allclose(got, [a, b, ab], atol=1e-9)
+    assert fac.contrasts[(act, "interaction")].family_size == 6
+  assert fac.levels["relu"] == (("raw", "standardize"), ("glorot_uniform", "he_normal"))
+  text = "\n".join(_report().design_sections(sweep))
+  assert "| relu | interaction |" in text and "Holm over all 6 contrasts" in text
+
+
+def _report():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+
+  path = Path(__file__).resolve().parents[1] / "scripts" / "report.py"
+  spec = importlib.util.spec_from_file_location("report", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
