@@ -39,77 +39,20 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from actlab import activations, data, distributed, models
+from actlab import choices as choices_lib
 from actlab import config as config_lib
 from actlab import steps as steps_lib
 
 Array = jax.Array
 Config = ml_collections.ConfigDict
 
-# ----------------------------------------------------------------------------
-# The tables
-# ----------------------------------------------------------------------------
-
-
-def _lenet5(config: Config, **common: Any) -> nn.Module:
-  fast = {"auto": None, "on": True, "off": False}[config.model.fast_layers]
-  return models.LeNet5(fast_layers=fast, **common)
-
-
-def _mlp(config: Config, **common: Any) -> nn.Module:
-  return models.MLP(depth=config.model.mlp_depth, width=config.model.mlp_width, **common)
-
-
-# name -> (config, activation=, num_classes=, kernel_init=, dtype=) -> flax module
-MODELS: dict[str, Callable[..., nn.Module]] = {"lenet5": _lenet5, "mlp": _mlp}
-
-# name -> (config) -> optax transformation
-OPTIMIZERS: dict[str, Callable[[Config], optax.GradientTransformation]] = {
-  "adam": lambda c: optax.adam(
-    c.optim.learning_rate, b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps
-  ),
-  "adamw": lambda c: optax.adamw(
-    c.optim.learning_rate,
-    b1=c.optim.b1,
-    b2=c.optim.b2,
-    eps=c.optim.eps,
-    weight_decay=c.optim.weight_decay,
-  ),
-  "sgd": lambda c: optax.sgd(c.optim.learning_rate),
-  "momentum": lambda c: optax.sgd(c.optim.learning_rate, momentum=c.optim.momentum),
-}
-
-# name -> flax initializer for every kernel
-INITIALIZERS: dict[str, Callable[..., Array]] = {
-  name: getattr(nn.initializers, name)()
-  for name in (
-    "glorot_uniform",
-    "glorot_normal",
-    "he_uniform",
-    "he_normal",
-    "lecun_uniform",
-    "lecun_normal",
-  )
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-  """An image-classification dataset held in memory as uint8."""
-
-  load: Callable[..., data.Split]  # (split, data_dir=, download=, archive=) -> Split
-  image_shape: tuple[int, int, int]
-  num_classes: int
-
-
-# name -> Dataset
-DATASETS: dict[str, Dataset] = {
-  "cifar10": Dataset(data.load, data.cifar10.IMAGE_SHAPE, data.cifar10.NUM_CLASSES),
-}
-
-
-def choices(table: Mapping[str, Any]) -> tuple[str, ...]:
-  """The names a config may use for `table` (what validation accepts)."""
-  return tuple(table)
+# The tables live in actlab.choices (config validation reads them too);
+# they are names of this module as well, as they always were.
+MODELS, OPTIMIZERS, INITIALIZERS, DATASETS = (
+  choices_lib.MODELS, choices_lib.OPTIMIZERS, choices_lib.INITIALIZERS, choices_lib.DATASETS
+)
+Dataset = choices_lib.Dataset
+choices = choices_lib.choices
 
 
 # ----------------------------------------------------------------------------
