@@ -38,7 +38,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actlab import activations, data, distributed, models
+from actlab import activations, data, distributed
 from actlab import choices as choices_lib
 from actlab import config as config_lib
 from actlab import steps as steps_lib

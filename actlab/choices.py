@@ -6,7 +6,8 @@ Validation (`actlab.config.validate`) accepts exactly these keys and
 by registering it, in a module it names in `config.imports`:
 
 >>> from actlab import choices
->>> choices.register_optimizer("lion", lambda c: optax.lion(c.optim.learning_rate))  # doctest: +SKIP
+>>> lion = lambda c: optax.lion(c.optim.learning_rate)
+>>> choices.register_optimizer("lion", lion)  # doctest: +SKIP
 >>> choices.register_model("resmlp", lambda config, **common: ResMLP(**common))  # doctest: +SKIP
 
 A model factory takes the config and the keyword arguments `activation`,

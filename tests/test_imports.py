@@ -74,7 +74,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     path.append(n)
     for m in sorted(graph.get(n, ())):
       if state.get(m) == 1:
-        return path[path.index(m):] + [m]
+        return path[path.index(m) :] + [m]
       if m not in state and (cycle := visit(m)):
         return cycle
     path.pop()
@@ -90,7 +90,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycle_inside_actlab():
   cycle = find_cycle(import_graph())
   assert cycle is None, (
-    "actlab's modules import each other in a cycle: " + " -> ".join(cycle or [])
+    "actlab's modules import each other in a cycle: "
+    + " -> ".join(cycle or [])
     + ". Move what both need into the lower module (DESIGN.md: activations ->"
     " layers, models -> data, checkpoint, distributed -> build -> train -> sweep, stats)."
   )
@@ -103,8 +104,12 @@ def test_the_cycle_finder_finds_cycles():
 
 @pytest.mark.parametrize(
   "low, high",
-  [("actlab.activations", "actlab.build"), ("actlab.config", "actlab.build"),
-   ("actlab.distributed", "actlab.sweep"), ("actlab.steps", "actlab.train")],
+  [
+    ("actlab.activations", "actlab.build"),
+    ("actlab.config", "actlab.build"),
+    ("actlab.distributed", "actlab.sweep"),
+    ("actlab.steps", "actlab.train"),
+  ],
 )
 def test_lower_modules_do_not_import_higher_ones(low, high):
   graph = import_graph()
