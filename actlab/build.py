@@ -26,6 +26,7 @@ import functools
 import hashlib
 import inspect
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -227,6 +228,58 @@ def _state_kinds(tree: Any) -> str:
   return type(tree).__name__
 
 
+def _plain(value: Any) -> Any:
+  """A model field as a JSON value that is the same in every process: numbers
+  and strings as they are, callables by `activations.spec_of`, without ids."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (tuple, list)):
+    return [_plain(v) for v in value]
+  if callable(value) or isinstance(value, nn.Module):
+    return re.sub(r" at 0x[0-9a-f]+", "", activations.spec_of(value))
+  return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+
+
+def model_fields(model: nn.Module) -> dict[str, Any]:
+  """A flax module's dataclass fields (its activation as a spec), as recorded."""
+  skip = ("parent", "name")
+  return {
+    f.name: _plain(getattr(model, f.name))
+    for f in dataclasses.fields(model)
+    if f.name not in skip and not f.name.startswith("_")
+  }
+
+
+def optimizer_constants(tx: Any, _seen: set[int] | None = None) -> list[float]:
+  """The numbers an optax transformation closes over, in order (adamw's
+  weight decay, b1, b2, eps, learning rate...): optax exposes no
+  hyperparameters, and these tell two settings of one optimizer apart."""
+  seen = set() if _seen is None else _seen
+  if id(tx) in seen or isinstance(tx, bool):
+    return []
+  seen.add(id(tx))
+  if isinstance(tx, (int, float)):
+    return [float(tx)]
+  if isinstance(tx, (tuple, list)):
+    parts = tx
+  elif isinstance(tx, functools.partial):
+    parts = (tx.func, *tx.args, *tx.keywords.values())
+  elif hasattr(tx, "init") and hasattr(tx, "update"):
+    parts = (tx.init, tx.update)
+  else:
+    cells = getattr(tx, "__closure__", None) or ()
+    parts = [c.cell_contents for c in cells if _has_contents(c)]
+  return [x for part in parts for x in optimizer_constants(part, seen)]
+
+
+def _has_contents(cell: Any) -> bool:
+  try:
+    cell.cell_contents  # noqa: B018  (an empty cell raises)
+  except ValueError:
+    return False
+  return True
+
+
 def describe_parts(
   model: nn.Module,
   input_shape: tuple[int, ...],
@@ -246,7 +299,10 @@ def describe_parts(
   hyperparameters); the TFDS name, or each split's size, shape and a digest
   of its bytes, with the number of classes they give the config's model.
   `model` is the model the run trains, `own_model` whether the caller
-  brought it.
+  brought it. The caller's model is also described by its fields (its
+  activation as a spec, `activations.spec_of`) and the optimizer by the
+  numbers it closes over (`optimizer_constants`), so that a resume with
+  another activation or another b1 is refused.
   """
   if not own_model and tx is None and data_arg is None:
     return None
@@ -258,11 +314,15 @@ def describe_parts(
     shapes = "\n".join(f"{jax.tree_util.keystr(p)}:{v.shape}" for p, v in flat)
     out["model"] = {
       "class": f"{type(model).__module__}.{type(model).__qualname__}",
+      "fields": model_fields(model),
       "parameters": int(sum(np.prod(v.shape) for _, v in flat)),
       "shapes_sha256": hashlib.sha256(shapes.encode()).hexdigest()[:16],
     }
   if tx is not None:
-    out["optimizer"] = {"state": _state_kinds(jax.eval_shape(tx.init, params))}
+    out["optimizer"] = {
+      "state": _state_kinds(jax.eval_shape(tx.init, params)),
+      "constants": optimizer_constants(tx),
+    }
   if isinstance(data_arg, str):
     out["data"] = {"tfds": data_arg, "num_classes": num_classes}
   elif data_arg is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 
 def importable_cwd() -> None:
@@ -23,3 +24,9 @@ def importable_cwd() -> None:
   cwd = os.getcwd()
   if not any(p in ("", cwd) for p in sys.path):
     sys.path.insert(0, cwd)
+
+
+def console(main: Callable[[], int]) -> None:
+  """Runs a command's `main()` as a console script: exit status from it."""
+  importable_cwd()
+  sys.exit(main())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import sys
 from pathlib import Path
 
 import matplotlib  # noqa: E402
@@ -29,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from actlab import activations  # noqa: E402
-from actlab.cli import importable_cwd  # noqa: E402
+from actlab.cli import console  # noqa: E402
 
 
 def split_specs(text: str) -> list[str]:
@@ -126,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
   """The console script's entry point."""
-  importable_cwd()
-  sys.exit(main())
+  console(main)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from matplotlib import lines as mlines  # noqa: E402
 from matplotlib import transforms as mtransforms  # noqa: E402
 
 from actlab import stats  # noqa: E402
-from actlab.cli import importable_cwd  # noqa: E402
+from actlab.cli import console  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Per-run numbers
@@ -235,6 +235,20 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
   return "\n".join(lines)
 
 
+def parts_used(c) -> tuple[str, str, str]:
+  """(model, activation, learning rate) a run trained with, from its config
+  or, for the parts its caller brought (config.json's `custom`), from those."""
+  own_model, own_tx = c("custom.model", "config"), c("custom.optimizer", "config")
+  if isinstance(own_model, dict):
+    model = own_model.get("class", "own model").rsplit(".", 1)[-1] + " (own)"
+    activation = (own_model.get("fields") or {}).get("activation", "-")
+  else:
+    depth = f" depth {c('model.mlp_depth')}" if c("model.name") == "mlp" else ""
+    model, activation = c("model.name", "-") + depth, c("model.activation", "-")
+  lr = "own optimizer" if isinstance(own_tx, dict) else c("optim.learning_rate", "-")
+  return model, str(activation), str(lr)
+
+
 def setup_table(sweep: stats.Sweep, rows: list[dict]) -> str:
   """What each condition ran, and its diagnostics at the last logged step."""
   lines = [
@@ -247,9 +261,7 @@ def setup_table(sweep: stats.Sweep, rows: list[dict]) -> str:
     if not runs:
       continue
     c = runs[0].field
-    model = c("model.name", "-") + (
-      f" depth {c('model.mlp_depth')}" if c("model.name") == "mlp" else ""
-    )
+    model, activation, lr = parts_used(c)
     per_run = [run_row(x) for x in runs]
     ratios = {k: _geomean([x[k] for x in per_run]) for k in ("grad_ratio_init", "grad_ratio_end")}
     fracs = [
@@ -260,8 +272,8 @@ def setup_table(sweep: stats.Sweep, rows: list[dict]) -> str:
       for k in FRACTIONS
     ]
     lines.append(
-      f"| {r['condition']} | {model} | `{c('model.activation', '-')}`"
-      f" | {c('optim.learning_rate', '-')} | {c('model.kernel_init', '-')}"
+      f"| {r['condition']} | {model} | `{activation}`"
+      f" | {lr} | {c('model.kernel_init', '-')}"
       f" | {c('data.input_scaling', '-')}"
       f" | {max((x.final_epoch or 0) for x in runs)} | {_f(ratios['grad_ratio_init'], '.2e')}"
       f" | {_f(ratios['grad_ratio_end'], '.2e')} | " + " | ".join(fracs) + " |"
@@ -701,8 +713,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
   """The console script's entry point."""
-  importable_cwd()
-  sys.exit(main())
+  console(main)
 
 
 if __name__ == "__main__":

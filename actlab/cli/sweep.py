@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from actlab import sweep
-from actlab.cli import importable_cwd
+from actlab.cli import console
 
 
 def _literal(value: str):
@@ -81,8 +81,7 @@ def main(argv=None) -> int:
 
 def run() -> None:
   """The console script's entry point."""
-  importable_cwd()
-  sys.exit(main())
+  console(main)
 
 
 if __name__ == "__main__":
