@@ -147,7 +147,9 @@ def entry(name: str) -> Entry:
   key = _ALIASES.get(name, name)
   if key not in _REGISTRY:
     valid = names(include_aliases=True, kind="all")
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    # 'Relu' means 'relu': a difference of case first, then spelling.
+    close = [v for v in valid if v.lower() == name.lower()]
+    close = close or difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(
         f"Unknown activation {name!r}.{hint} Valid names: {', '.join(valid)}."
