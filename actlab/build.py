@@ -26,6 +26,7 @@ import functools
 import hashlib
 import inspect
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,78 +39,21 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actlab import activations, data, distributed, models
+from actlab import activations, data, distributed
+from actlab import choices as choices_lib
 from actlab import config as config_lib
 from actlab import steps as steps_lib
 
 Array = jax.Array
 Config = ml_collections.ConfigDict
 
-# ----------------------------------------------------------------------------
-# The tables
-# ----------------------------------------------------------------------------
-
-
-def _lenet5(config: Config, **common: Any) -> nn.Module:
-  fast = {"auto": None, "on": True, "off": False}[config.model.fast_layers]
-  return models.LeNet5(fast_layers=fast, **common)
-
-
-def _mlp(config: Config, **common: Any) -> nn.Module:
-  return models.MLP(depth=config.model.mlp_depth, width=config.model.mlp_width, **common)
-
-
-# name -> (config, activation=, num_classes=, kernel_init=, dtype=) -> flax module
-MODELS: dict[str, Callable[..., nn.Module]] = {"lenet5": _lenet5, "mlp": _mlp}
-
-# name -> (config) -> optax transformation
-OPTIMIZERS: dict[str, Callable[[Config], optax.GradientTransformation]] = {
-  "adam": lambda c: optax.adam(
-    c.optim.learning_rate, b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps
-  ),
-  "adamw": lambda c: optax.adamw(
-    c.optim.learning_rate,
-    b1=c.optim.b1,
-    b2=c.optim.b2,
-    eps=c.optim.eps,
-    weight_decay=c.optim.weight_decay,
-  ),
-  "sgd": lambda c: optax.sgd(c.optim.learning_rate),
-  "momentum": lambda c: optax.sgd(c.optim.learning_rate, momentum=c.optim.momentum),
-}
-
-# name -> flax initializer for every kernel
-INITIALIZERS: dict[str, Callable[..., Array]] = {
-  name: getattr(nn.initializers, name)()
-  for name in (
-    "glorot_uniform",
-    "glorot_normal",
-    "he_uniform",
-    "he_normal",
-    "lecun_uniform",
-    "lecun_normal",
-  )
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-  """An image-classification dataset held in memory as uint8."""
-
-  load: Callable[..., data.Split]  # (split, data_dir=, download=, archive=) -> Split
-  image_shape: tuple[int, int, int]
-  num_classes: int
-
-
-# name -> Dataset
-DATASETS: dict[str, Dataset] = {
-  "cifar10": Dataset(data.load, data.cifar10.IMAGE_SHAPE, data.cifar10.NUM_CLASSES),
-}
-
-
-def choices(table: Mapping[str, Any]) -> tuple[str, ...]:
-  """The names a config may use for `table` (what validation accepts)."""
-  return tuple(table)
+# The tables live in actlab.choices (config validation reads them too);
+# they are names of this module as well, as they always were.
+MODELS, OPTIMIZERS, INITIALIZERS, DATASETS = (
+  choices_lib.MODELS, choices_lib.OPTIMIZERS, choices_lib.INITIALIZERS, choices_lib.DATASETS
+)
+Dataset = choices_lib.Dataset
+choices = choices_lib.choices
 
 
 # ----------------------------------------------------------------------------
@@ -284,6 +228,58 @@ def _state_kinds(tree: Any) -> str:
   return type(tree).__name__
 
 
+def _plain(value: Any) -> Any:
+  """A model field as a JSON value that is the same in every process: numbers
+  and strings as they are, callables by `activations.spec_of`, without ids."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (tuple, list)):
+    return [_plain(v) for v in value]
+  if callable(value) or isinstance(value, nn.Module):
+    return re.sub(r" at 0x[0-9a-f]+", "", activations.spec_of(value))
+  return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+
+
+def model_fields(model: nn.Module) -> dict[str, Any]:
+  """A flax module's dataclass fields (its activation as a spec), as recorded."""
+  skip = ("parent", "name")
+  return {
+    f.name: _plain(getattr(model, f.name))
+    for f in dataclasses.fields(model)
+    if f.name not in skip and not f.name.startswith("_")
+  }
+
+
+def optimizer_constants(tx: Any, _seen: set[int] | None = None) -> list[float]:
+  """The numbers an optax transformation closes over, in order (adamw's
+  weight decay, b1, b2, eps, learning rate...): optax exposes no
+  hyperparameters, and these tell two settings of one optimizer apart."""
+  seen = set() if _seen is None else _seen
+  if id(tx) in seen or isinstance(tx, bool):
+    return []
+  seen.add(id(tx))
+  if isinstance(tx, (int, float)):
+    return [float(tx)]
+  if isinstance(tx, (tuple, list)):
+    parts = tx
+  elif isinstance(tx, functools.partial):
+    parts = (tx.func, *tx.args, *tx.keywords.values())
+  elif hasattr(tx, "init") and hasattr(tx, "update"):
+    parts = (tx.init, tx.update)
+  else:
+    cells = getattr(tx, "__closure__", None) or ()
+    parts = [c.cell_contents for c in cells if _has_contents(c)]
+  return [x for part in parts for x in optimizer_constants(part, seen)]
+
+
+def _has_contents(cell: Any) -> bool:
+  try:
+    cell.cell_contents  # noqa: B018  (an empty cell raises)
+  except ValueError:
+    return False
+  return True
+
+
 def describe_parts(
   model: nn.Module,
   input_shape: tuple[int, ...],
@@ -303,7 +299,10 @@ def describe_parts(
   hyperparameters); the TFDS name, or each split's size, shape and a digest
   of its bytes, with the number of classes they give the config's model.
   `model` is the model the run trains, `own_model` whether the caller
-  brought it.
+  brought it. The caller's model is also described by its fields (its
+  activation as a spec, `activations.spec_of`) and the optimizer by the
+  numbers it closes over (`optimizer_constants`), so that a resume with
+  another activation or another b1 is refused.
   """
   if not own_model and tx is None and data_arg is None:
     return None
@@ -315,11 +314,15 @@ def describe_parts(
     shapes = "\n".join(f"{jax.tree_util.keystr(p)}:{v.shape}" for p, v in flat)
     out["model"] = {
       "class": f"{type(model).__module__}.{type(model).__qualname__}",
+      "fields": model_fields(model),
       "parameters": int(sum(np.prod(v.shape) for _, v in flat)),
       "shapes_sha256": hashlib.sha256(shapes.encode()).hexdigest()[:16],
     }
   if tx is not None:
-    out["optimizer"] = {"state": _state_kinds(jax.eval_shape(tx.init, params))}
+    out["optimizer"] = {
+      "state": _state_kinds(jax.eval_shape(tx.init, params)),
+      "constants": optimizer_constants(tx),
+    }
   if isinstance(data_arg, str):
     out["data"] = {"tfds": data_arg, "num_classes": num_classes}
   elif data_arg is not None:

@@ -60,12 +60,12 @@ def base_config() -> ml_collections.ConfigDict:
   """
   c = ml_collections.ConfigDict()
   c.seed = 0
-  # Modules to import first, comma-separated: activations they register()
-  # can then be named in `model.activation` (e.g. "my_pkg.acts").
+  # Modules to import first, comma-separated: the activations, models,
+  # optimizers and datasets they register() can then be named (e.g. "my_pkg.acts").
   c.imports = ""
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "lenet5"  # a key of actlab.build.MODELS: "lenet5", "mlp"
+  c.model.name = "lenet5"  # a key of actlab.choices.MODELS: "lenet5", "mlp"
   c.model.activation = "relu"  # a registry spec, or "my_pkg.acts:fn" (imported, checked)
   c.model.kernel_init = "glorot_uniform"  # Keras's default, as in the tutorial
   c.model.mlp_depth = 10  # hidden layers of the MLP
@@ -76,7 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.fast_layers = "auto"
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adam"  # a key of actlab.build.OPTIMIZERS
+  c.optim.name = "adam"  # a key of actlab.choices.OPTIMIZERS
   c.optim.learning_rate = 1e-3
   # Keras's Adam defaults (epsilon 1e-7, not optax's 1e-8).
   c.optim.b1 = 0.9
@@ -87,7 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   # TFDS `name` from data_dir ($TFDS_DATA_DIR or ~/tensorflow_datasets).
   c.data = ml_collections.ConfigDict()
-  c.data.name = "cifar10"  # a key of actlab.build.DATASETS
+  c.data.name = "cifar10"  # a key of actlab.choices.DATASETS
   c.data.data_dir = ""
   c.data.download = True  # download and prepare if missing (needs internet)
   c.data.archive = ""  # or prepare from a local cifar-10-binary.tar.gz / folder
@@ -219,6 +219,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
   if isinstance(config.seed, bool) or not isinstance(config.seed, int):
     raise ConfigError(f"config.seed must be an integer, got {config.seed!r}.")
+  # First: the modules may register the models, optimizers and datasets
+  # the config names.
+  import_modules(config)
   _validate_data(config)
   _validate_optim(config)
   _validate_model(config)
@@ -227,12 +230,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive_float(config, "diagnostics.saturation_threshold")
 
 
+def import_modules(config: ml_collections.ConfigDict) -> None:
+  """Imports `config.imports` (comma-separated modules, the current directory
+  importable), whose `register...()` calls add choices by name."""
+  from actlab.activations import spec  # pylint: disable=g-import-not-at-top
+
+  modules = [m.strip() for m in config.get("imports", "").split(",") if m.strip()]
+  try:
+    spec.import_modules(modules)
+  except ValueError as e:
+    raise ConfigError(f"config.imports: {e}") from None
+
+
 def _validate_data(config: ml_collections.ConfigDict) -> None:
-  from actlab import build  # pylint: disable=g-import-not-at-top
+  from actlab import choices  # pylint: disable=g-import-not-at-top
   from actlab.data.cifar10 import SCALINGS  # pylint: disable=g-import-not-at-top
 
   d = config.data
-  _one_of(config, "data.name", build.choices(build.DATASETS))
+  _one_of(config, "data.name", choices.choices(choices.DATASETS))
   _one_of(config, "data.input_scaling", SCALINGS)
   if d.test_split and d.test_split == d.eval_split:
     raise ConfigError(
@@ -250,9 +265,9 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate_optim(config: ml_collections.ConfigDict) -> None:
-  from actlab import build  # pylint: disable=g-import-not-at-top
+  from actlab import choices  # pylint: disable=g-import-not-at-top
 
-  _one_of(config, "optim.name", build.choices(build.OPTIMIZERS))
+  _one_of(config, "optim.name", choices.choices(choices.OPTIMIZERS))
   _positive_float(config, "optim.learning_rate")
   for field in ("optim.b1", "optim.b2", "optim.momentum"):
     _fraction(config, field)
@@ -260,18 +275,16 @@ def _validate_optim(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:
-  from actlab import activations, build  # pylint: disable=g-import-not-at-top
+  from actlab import activations, choices  # pylint: disable=g-import-not-at-top
 
-  _one_of(config, "model.name", build.choices(build.MODELS))
-  _one_of(config, "model.kernel_init", build.choices(build.INITIALIZERS))
+  _one_of(config, "model.name", choices.choices(choices.MODELS))
+  _one_of(config, "model.kernel_init", choices.choices(choices.INITIALIZERS))
   _one_of(config, "model.dtype", DTYPES)
   _one_of(config, "model.fast_layers", FAST_LAYERS)
   if config.model.name == "mlp":
     for field in ("model.mlp_depth", "model.mlp_width"):
       _positive_int(config, field)
   try:
-    modules = [m.strip() for m in config.get("imports", "").split(",") if m.strip()]
-    activations.import_modules(modules)
     activations.get(config.model.activation)
   except ValueError as e:
     raise ConfigError(f"config.model.activation: {e}") from None

@@ -17,8 +17,6 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actlab import sweep
-
 # Environment variables by which JAX's cluster auto-detection recognises a
 # multi-process job (SLURM, Open MPI, TPU pod slices, Kubernetes JobSets).
 _CLUSTER_SIZE_VARS = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
@@ -76,10 +74,15 @@ def initialize(
 MAX_AUTO_CPU_DEVICES = 8
 
 
+def available_cores() -> list[int]:
+  """The CPU cores this process may run on (empty where the OS does not say)."""
+  return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def cpu_devices_for(batch_size: int, cores: int | None = None) -> int:
   """One CPU device per core, at most MAX_AUTO_CPU_DEVICES, dividing the batch."""
   if cores is None:
-    cores = len(sweep.available_cores()) or os.cpu_count() or 1
+    cores = len(available_cores()) or os.cpu_count() or 1
   n = max(1, min(cores, MAX_AUTO_CPU_DEVICES))
   while batch_size % n:
     n -= 1

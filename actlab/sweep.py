@@ -41,6 +41,7 @@ from typing import Any
 import ml_collections
 
 from actlab.config import closest_field, upgrade_fields, value_at
+from actlab.distributed import available_cores
 
 PLAN_FILE = "sweep.json"
 DONE_FILE = "done.json"
@@ -291,10 +292,6 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
   except OSError:
     pass
-
-
-def available_cores() -> list[int]:
-  return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 
 def resolve_workers(workers: str | int) -> int:

@@ -507,11 +507,12 @@ def _check_parts(custom: dict[str, Any] | None, workdir: Path, allow_change: boo
   requested = json.loads(json.dumps(custom))
   if saved == requested:
     return
-  had, want = saved or {}, requested or {}
+  had = config_lib.flatten({"custom": saved or {}})
+  want = config_lib.flatten({"custom": requested or {}})
   lines = [
-    f"  custom.{part}: {had.get(part, 'config')!r} -> {want.get(part, 'config')!r}"
-    for part in ("model", "optimizer", "data")
-    if had.get(part, "config") != want.get(part, "config")
+    f"  {key}: {had.get(key, '(none)')!r} -> {want.get(key, '(none)')!r}"
+    for key in sorted(set(had) | set(want))
+    if had.get(key, "(none)") != want.get(key, "(none)")
   ]
   raise WorkdirError(
     f"{workdir} holds a run trained with other parts:\n"

@@ -59,7 +59,7 @@ def test_own_model_optimizer_and_arrays_train_record_and_resume(tmp_path):
   custom = _config_json(tmp_path / "a")["custom"]
   assert custom["model"]["class"].endswith("TwoLayer")
   assert custom["model"]["parameters"] == 8 * 8 * 3 * 16 + 16 + 16 * 4 + 4
-  assert custom["optimizer"] == {"state": "EmptyState, EmptyState"}
+  assert custom["optimizer"] == {"state": "EmptyState, EmptyState", "constants": [-0.1]}
   assert custom["data"]["train"]["examples"] == 32 and custom["data"]["num_classes"] == 4
 
   # Resuming with the same parts continues bit for bit.

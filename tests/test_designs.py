@@ -114,10 +114,6 @@ def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
 
 
 def _report():
-  import importlib.util  # pylint: disable=g-import-not-at-top
+  from actlab.cli import report  # pylint: disable=g-import-not-at-top
 
-  path = Path(__file__).resolve().parents[1] / "scripts" / "report.py"
-  spec = importlib.util.spec_from_file_location("report", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return report

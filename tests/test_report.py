@@ -1,7 +1,7 @@
-"""scripts/report.py on small synthetic sweeps: table, CSVs, figures, bad runs."""
+"""actlab.cli.report (actlab-report, scripts/report.py) on small synthetic sweeps:
+table, CSVs, figures, bad runs."""
 
 import csv
-import importlib.util
 import itertools
 import math
 from pathlib import Path
@@ -16,9 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def report():
-  spec = importlib.util.spec_from_file_location("report", ROOT / "scripts" / "report.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from actlab.cli import report as module
+
   return module
 
 

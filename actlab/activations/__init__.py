@@ -56,6 +56,7 @@ from actlab.activations.registry import (
     names,
     parse_spec,
     register,
+    spec_of,
     width_multiplier,
 )
 from actlab.activations.spec import import_modules
@@ -91,6 +92,7 @@ __all__ = [
     "parse_spec",
     "positive",
     "register",
+    "spec_of",
     "unit_interval",
     "width_multiplier",
 ]

@@ -95,6 +95,14 @@ def check(
     raise ValueError(
         f"checks= takes names from {list(ALL_CHECKS)}, got {checks!r}."
     )
+  # Concrete values even when first asked inside jax.jit (a model naming
+  # 'my_pkg.acts:fn' resolves it while being traced): the checks compare
+  # numbers, and tracing the caller must not turn them into tracers.
+  with jax.ensure_compile_time_eval():
+    return _check(activation, derivative, kinks, facts, limits, selected, dtypes, name)
+
+
+def _check(activation, derivative, kinks, facts, limits, selected, dtypes, name):
   s = _subject(activation, derivative, kinks, facts, limits, name)
   results = [_run(c, _CHECKS[c], s) for c in selected if c not in DTYPE_CHECKS]
   wanted = [c for c in selected if c in DTYPE_CHECKS]
@@ -128,7 +136,7 @@ def _subject(activation, derivative, kinks, facts, limits, name) -> Subject:
     facts = e.facts if isinstance(e.facts, Facts) else e.facts(**target)
   return Subject(
       label, _compiled(e, target), functools.partial(_formula, e, target),
-      registry.analytic(e, target),
+      None if e.autodiff else registry.analytic(e, target),
       dict(e.kinks(**target) if kinks is None else kinks), facts, limits,
   )
 

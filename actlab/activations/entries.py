@@ -23,7 +23,9 @@ class Entry:
   Attributes:
     name: canonical name used in spec strings.
     fn: primal formula `fn(x, **params)`; differentiable by `jax.grad`.
-    derivative: analytic `f'(x, **params)`, used as the custom JVP.
+    derivative: analytic `f'(x, **params)`, used as the custom JVP; without
+      one, forward-mode autodiff of `fn` is the derivative (still checked by
+      `register`, elementwise and finite).
     params: the parameters a spec string may set.
     kinks: `kinks(**params)` (or a dict) -> {x: f'(x)} for every point where f is not
       differentiable, with the value actlab uses there.
@@ -76,8 +78,16 @@ class Entry:
         object.__setattr__(self, "fn", fn)
       if self.derivative is None:
         object.__setattr__(self, "derivative", lambda x, **p: vd(x, **p)[1])
-    if self.kind == "elementwise" and (self.fn is None or self.derivative is None):
-      raise ValueError(f"{self.name}: an elementwise entry needs fn and derivative.")
+    if self.kind == "elementwise" and self.fn is None:
+      raise ValueError(f"{self.name}: an elementwise entry needs fn (the formula).")
+    if self.kind == "elementwise" and self.derivative is None:
+      object.__setattr__(self, "derivative", functools.partial(_autodiff, self.fn))
+
+  @property
+  def autodiff(self) -> bool:
+    """Whether the derivative is autodiff of the formula (none was stated)."""
+    d = self.derivative
+    return isinstance(d, functools.partial) and d.func is _autodiff
 
   def bind(self, **params: Any) -> dict[str, Value]:
     """Validates `params` and fills in defaults."""
@@ -95,3 +105,9 @@ class Entry:
     if problem:
       raise ValueError(f"{self.name}: {problem}")
     return bound
+
+
+def _autodiff(fn: Callable[..., Array], x: Array, **params: Any) -> Array:
+  """f'(x) of an elementwise f by one forward-mode pass (any shape of x)."""
+  x = jax.numpy.asarray(x)
+  return jax.jvp(lambda t: fn(t, **params), (x,), (jax.numpy.ones_like(x),))[1]

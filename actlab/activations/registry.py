@@ -48,6 +48,8 @@ _BUILT: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Entry, Callable]] = 
 _FROM_MODULES: dict[tuple[str, str], Any] = {}
 # Width multipliers of the objects `get` returned, by identity.
 _WIDTHS: dict[int, int] = {}
+# The canonical spec of each object `built` returned, by identity.
+_SPECS: dict[int, str] = {}
 
 
 _TRUSTED: list[bool] = []
@@ -145,7 +147,9 @@ def entry(name: str) -> Entry:
   key = _ALIASES.get(name, name)
   if key not in _REGISTRY:
     valid = names(include_aliases=True, kind="all")
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    # 'Relu' means 'relu': a difference of case first, then spelling.
+    close = [v for v in valid if v.lower() == name.lower()]
+    close = close or difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(
         f"Unknown activation {name!r}.{hint} Valid names: {', '.join(valid)}."
@@ -186,6 +190,7 @@ def built(e: Entry, params: dict[str, Any]) -> Callable[..., Any]:
     out = jax.jit(build(e, params))
   _BUILT[key] = (e, out)
   _WIDTHS[id(out)] = e.width(**params)
+  _SPECS[id(out)] = specs.format_spec(e.name, params)
   return out
 
 
@@ -347,6 +352,23 @@ def describe(spec: str) -> Description:
       width_multiplier=e.width(**bound),
       **dataclasses.asdict(facts),
   )
+
+
+def spec_of(activation: Any) -> str:
+  """What a run records for an activation: the spec string `get` resolved it
+  from ('elu(alpha=0.5)'), else 'module:qualified.name' of a function or
+  class (with a partial's keyword arguments), else its repr."""
+  if isinstance(activation, str):
+    return activation
+  if id(activation) in _SPECS:
+    return _SPECS[id(activation)]
+  if isinstance(activation, functools.partial) and not activation.args:
+    return specs.format_spec(spec_of(activation.func), dict(activation.keywords))
+  target = type(activation) if isinstance(activation, nn.Module) else activation
+  module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+  if module and qualname and "<" not in qualname:
+    return f"{module}:{qualname}"
+  return repr(activation)
 
 
 def is_module(activation: Any) -> bool:

@@ -1,0 +1,165 @@
+r"""Runs one experiment: a config file, a workdir.
+
+  python experiments/main.py --config=experiments/configs/lenet5_cifar10.py \
+      --workdir=/tmp/actlab/lenet5_relu [--config.model.activation=tanh ...]
+
+This is the only file that defines flags; everything else takes a config.
+"""
+
+import errno
+import json
+import logging as pylogging
+import os
+import re
+import sys
+from pathlib import Path
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from actlab import data, distributed, faults, train
+from actlab.checkpoint import CheckpointError
+from actlab.cli import importable_cwd
+from actlab.config import ConfigError, base_config, closest_field
+from actlab.workdir import WorkdirError, free_space
+from actlab.writers import WriterError
+
+# Expected failures, not bugs: the message says what to do; no traceback.
+EXPECTED = (
+  ConfigError,
+  WorkdirError,
+  CheckpointError,
+  WriterError,
+  faults.NonFiniteError,
+  data.DataNotFoundError,
+  data.ChecksumError,
+  data.SplitError,
+)
+# I/O errors that are the machine's state, not a bug.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
+flags.DEFINE_bool(
+  "allow_config_change",
+  False,
+  "Continue a workdir whose saved config differs from --config (default: refuse).",
+)
+config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file (a get_config() module).", lock_config=True
+)
+flags.DEFINE_string(
+  "coordinator_address",
+  None,
+  "host:port of process 0, for a multi-process run outside SLURM/TPU/Kubernetes.",
+)
+flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
+flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
+flags.DEFINE_string(
+  "cpu_devices",
+  "auto",
+  "JAX CPU devices of this process: 'auto' (one per core it may run on, at"
+  " most 8, dividing the batch; XLA:CPU trains faster as such a data-parallel"
+  " mesh) or a number. Ignored when XLA_FLAGS sets the count; accelerators are"
+  " unaffected.",
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  # Cluster jobs: let the TFDS and orbax chatter through only at warning level.
+  pylogging.getLogger("absl").setLevel(pylogging.WARNING)
+  if FLAGS.coordinator_address is None:  # a multi-process run keeps JAX's count
+    cpus = FLAGS.cpu_devices
+    if cpus != "auto" and not (cpus.isdigit() and int(cpus) > 0):
+      sys.exit(f"error: --cpu_devices={cpus!r}: give 'auto' or a positive number.")
+    distributed.use_cpu_cores(FLAGS.config.batch_size, cpus)
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if distributed.is_lead():
+    print(f"JAX devices: {jax.device_count()} {jax.default_backend()}", flush=True)
+  workdir = Path(FLAGS.workdir).expanduser()
+  try:
+    # The flag's text, not a Path: an empty --workdir must not become ".".
+    train.train_and_evaluate(
+      FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
+    )
+  except faults.Preempted as e:
+    print(e, file=sys.stderr)
+    sys.exit(faults.PREEMPTED_EXIT_CODE)
+  except EXPECTED as e:
+    sys.exit(f"error: {e}")
+  except OSError as e:
+    if e.errno not in DISK_ERRNOS:
+      raise
+    sys.exit(f"error: {e.strerror} writing {e.filename or workdir}. {free_space(workdir)}")
+  except KeyboardInterrupt:
+    print("error: interrupted (Ctrl-C).", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every finally block has run; do not wait for download threads.
+    os._exit(130)
+  if distributed.is_lead():
+    print(json.dumps(train.final_summary(workdir), indent=2))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a one-line error for an unknown --config.FIELD."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    unknown = re.search(r"flag '--?config\.([\w.]+)'", str(e))
+    if unknown:
+      sys.exit(_unknown_field(unknown.group(1)))
+    group = re.search(r"flag --?config\.([\w.]+)=.*as a ConfigDict", str(e))
+    if group:
+      closest = _closest_field(group.group(1))
+      sys.exit(
+        f"error: config.{group.group(1)} is a group of fields, not a field"
+        + (f"; did you mean --config.{closest}?" if closest else ".")
+      )
+    sys.exit(f"error: {e}\nPass --helpfull to see the flags.")
+  except (AttributeError, KeyError) as e:  # ml_collections on a field the config lacks
+    text = str(e)
+    names = [
+      a.split("=", 1)[0].removeprefix("--config.") for a in argv[1:] if a.startswith("--config.")
+    ]
+    # The field named in the error, as the user spelt it (`learning_rat` is
+    # not `learning_rate`: whole words only).
+    asked = next(
+      (
+        n
+        for n in names
+        if any(re.search(rf"(?<![\w.]){re.escape(part)}(?!\w)", text) for part in n.split("."))
+      ),
+      None,
+    )
+    sys.exit(_unknown_field(asked or text.splitlines()[0]))
+
+
+def _closest_field(field: str) -> str | None:
+  """The real field of the --config file (or the base config) `field` most likely means."""
+  return closest_field(FLAGS["config"].value or base_config(), field)
+
+
+def _unknown_field(field: str) -> str:
+  """The error for `--config.FIELD` when the config has no FIELD: the closest real field.
+  (ml_collections' own hint looks only inside the field's group.)"""
+  closest = _closest_field(field)
+  return (
+    f"error: the config has no field {field!r}"
+    + (f"; did you mean --config.{closest}?" if closest else f" (--config.{field}).")
+    + " See the config file and actlab/config.py base_config() for the fields."
+  )
+
+
+def run() -> None:
+  """The console script's entry point."""
+  importable_cwd()
+  app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run()
