@@ -23,6 +23,12 @@ Executors:
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (a worker's SIGTERM handler comes before the other imports)
+if __name__ == "__main__":  # a worker: a SIGTERM from its first moment exits with 75
+  from actlab import faults as _faults
+
+  _faults.exit_at_once_on_sigterm()
+
 import argparse
 import ctypes
 import dataclasses
@@ -45,7 +51,7 @@ from actlab.config import closest_field, upgrade_fields, value_at
 PLAN_FILE = "sweep.json"
 DONE_FILE = "done.json"
 LOG_FILE = "log.txt"
-PREEMPTED_EXIT_CODE = 75  # as actlab.faults; not imported so workers start fast
+PREEMPTED_EXIT_CODE = 75  # as actlab.faults
 BUSY_EXIT_CODE = 3
 
 
@@ -252,6 +258,7 @@ def run_one(sweep_dir: Path, index: int) -> int:
   run = runs[index]
   workdir = run_dir(sweep_dir, run)
   if status(sweep_dir, run) == "done":
+    faults.work_done()
     print(f"{run.name}: finished before, skipped")
     return 0
   t0 = time.time()
@@ -267,6 +274,7 @@ def run_one(sweep_dir: Path, index: int) -> int:
   tmp = workdir / (DONE_FILE + ".tmp")
   tmp.write_text(json.dumps(summary, indent=2) + "\n")
   tmp.replace(workdir / DONE_FILE)
+  faults.work_done()
   return 0
 
 
@@ -317,6 +325,9 @@ def pinned_worker(
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
   def pre() -> None:
+    # SIGTERM waits until the worker has its handler (exit_at_once_on_sigterm
+    # unblocks it): a worker stopped while Python starts still exits with 75.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     _die_with_parent()
     if cpus is not None:
       os.sched_setaffinity(0, cpus)
@@ -494,4 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  code = main()
+  if code == PREEMPTED_EXIT_CODE:
+    _faults.exit_now(code)  # saved; a download's threads are not waited for
+  sys.exit(code)

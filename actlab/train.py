@@ -90,9 +90,11 @@ def train_and_evaluate(
   # One lock per job: process 0 holds it for all processes of a multi-host run.
   lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
   with lock, StopRequests() as stop:
-    loop = _prepare(config, workdir, allow_config_change, model=model, tx=tx, data_arg=data)
-    stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
+    loop = _prepare(
+      config, workdir, allow_config_change, stop, model=model, tx=tx, data_arg=data
+    )
     try:
+      stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
       loop.run(stop)
     finally:
       loop.close()
@@ -103,14 +105,21 @@ def _prepare(
   config: ml_collections.ConfigDict,
   workdir: Path,
   allow_config_change: bool,
+  stop: StopRequests,
   *,
   model: nn.Module | None,
   tx: optax.GradientTransformation | None,
   data_arg: str | build.InMemoryData | None,
 ) -> _Loop:
-  """Everything up to the first step: data on device, checks, state, steps."""
+  """Everything up to the first step: data on device, checks, state, steps.
+
+  A SIGTERM meanwhile stops the run between these stages (`stop.check()`);
+  only a download is interrupted at once.
+  """
   lead = distributed.is_lead()
-  train, evals, test = build.load_splits(config, data_arg)
+  with stop.interruptible() if config.data.download else contextlib.nullcontext():
+    train, evals, test = build.load_splits(config, data_arg)
+  stop.check()
   input_shape = tuple(train.images.shape[1:])
   mesh = build.make_mesh()
   train_data = build.train_on_device(train, mesh)
@@ -128,21 +137,27 @@ def _prepare(
   activation = _diagnosed_activation(config, model)
   if lead:
     print(models.summary(model, input_shape), flush=True)
+  stop.check()
   saved, ckpt = _initial_or_restored(config, workdir, model, tx, input_shape, mesh)
-  if lead:
-    # Only once the checkpoint is known to fit it.
-    write_config(_recorded_config(config, custom), workdir)
-  return _Loop(
-    config,
-    workdir,
-    mesh,
-    saved,
-    ckpt,
-    train_data=train_data,
-    evals=build.eval_on_device(evals, config.batch_size, mesh),
-    test=build.eval_on_device(test, config.batch_size, mesh) if test is not None else None,
-    steps=build.compile_steps(config, model, preprocess, mesh, activation),
-  )
+  try:
+    stop.check()
+    if lead:
+      # Only once the checkpoint is known to fit it.
+      write_config(_recorded_config(config, custom), workdir)
+    return _Loop(
+      config,
+      workdir,
+      mesh,
+      saved,
+      ckpt,
+      train_data=train_data,
+      evals=build.eval_on_device(evals, config.batch_size, mesh),
+      test=build.eval_on_device(test, config.batch_size, mesh) if test is not None else None,
+      steps=build.compile_steps(config, model, preprocess, mesh, activation),
+    )
+  except BaseException:
+    ckpt.close()  # no orbax thread outlives a run stopped here
+    raise
 
 
 def _initial_or_restored(
