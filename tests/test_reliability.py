@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT, experiment_args, python_env, run_python
+from conftest import ROOT, experiment_args, field_path, python_env, run_python
 from test_train import small_config
 
 from actlab import build, checkpoint, faults, steps, train, writers
@@ -252,3 +253,130 @@ def test_wrong_type_override_is_refused_before_anything_runs(tmp_path):
   assert out.returncode != 0
   assert "batch_size" in out.stderr and "lots" in out.stderr
   assert not (tmp_path / "wd").exists()
+
+
+# ----------------------------------------------------------------------------
+# SIGTERM at any moment
+# ----------------------------------------------------------------------------
+
+_MOMENT_FIELDS = dict(batch_size=8, num_epochs=2, log_every_steps=1, checkpoint_every_steps=3)
+# Moments of a SIGTERM: (a line the process printed, or "" for its start;
+# seconds after it). Together they cover Python's imports, flag parsing, the
+# data, the model's initialisation and compilation, the restore and the first
+# steps: each restart of the chain resumes where the previous one stopped.
+_CLI_MOMENTS = [
+  ("", 1.0), ("JAX devices", 0.0), ("Total params", 0.0), ("Total params", 0.8),
+  ("Total params", 2.0), ("Epoch", 0.2),
+]  # fmt: skip
+# A worker starts with SIGTERM blocked (`sweep.pinned_worker`), so even the
+# interpreter's own start-up is covered.
+_WORKER_MOMENTS = [
+  ("", 0.05), ("", 1.5), ("Total params", 0.3), ("Total params", 1.5), ("Epoch", 0.3),
+]  # fmt: skip
+
+
+class _Watched:
+  """A started process whose stdout lines are collected as they come."""
+
+  def __init__(self, argv, **popen):
+    self.t0 = time.monotonic()
+    self.proc = subprocess.Popen(
+      argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
+    self.lines: list[tuple[float, str]] = []
+    self._reader = threading.Thread(target=self._read, daemon=True)
+    self._reader.start()
+
+  def _read(self):
+    for line in self.proc.stdout:
+      self.lines.append((time.monotonic(), line))
+
+  def seen(self, marker: str) -> float | None:
+    if not marker:
+      return self.t0
+    return next((t for t, line in self.lines if marker in line), None)
+
+  def finish(self, timeout=120) -> tuple[int, str]:
+    code = self.proc.wait(timeout=timeout)
+    self._reader.join(timeout=10)
+    return code, "".join(line for _, line in self.lines)
+
+
+def _sigterm_at(start, marker: str, delay: float) -> tuple[int, str]:
+  """Starts a process, sends SIGTERM `delay` s after it printed `marker`."""
+  w = start()
+  while w.seen(marker) is None and w.proc.poll() is None:
+    time.sleep(0.01)
+  t = w.seen(marker)
+  if t is not None:
+    time.sleep(max(0.0, t + delay - time.monotonic()))
+  w.proc.send_signal(signal.SIGTERM)
+  return w.finish()
+
+
+def _interrupted_chain(start, moments, results, key):
+  """SIGTERM at each moment in turn, on one workdir; records exit codes."""
+  results[key] = [(m, *_sigterm_at(start, *m)) for m in moments]
+
+
+def test_sigterm_at_any_moment_exits_75_or_0_and_the_rerun_is_bit_identical(fake_cifar10, tmp_path):
+  """The CLI and a sweep worker, each stopped at a series of moments from
+  start-up through compilation to the first steps, then run to the end."""
+  from actlab import sweep
+
+  data_dir, _ = fake_cifar10
+  fields = dict(data_dir=str(data_dir), download=False, input_scaling="unit", **_MOMENT_FIELDS)
+  plan = sweep.Plan(
+    str(ROOT / "experiments/configs/lenet5_cifar10.py"),
+    [{"name": "relu", "fields": {}}],
+    [0],
+    {field_path(k): v for k, v in fields.items()},
+  )
+  plan.save(tmp_path / "sweep")
+  worker_env, block_sigterm = sweep.pinned_worker(None, python_env())
+
+  def cli(wd):
+    argv = [sys.executable, *experiment_args(data_dir, wd, **_MOMENT_FIELDS)]
+    return lambda: _Watched(argv, env=python_env())
+
+  def worker():
+    return _Watched(
+      sweep.worker_command(tmp_path / "sweep", 0), env=worker_env, preexec_fn=block_sigterm
+    )
+
+  # The uninterrupted run first: it fills the compilation cache the others share.
+  code, out = cli(tmp_path / "reference")().finish(timeout=300)
+  assert code == 0, out[-3000:]
+  results = {}
+  chains = [
+    threading.Thread(target=_interrupted_chain, args=(start, moments, results, key))
+    for key, start, moments in (
+      ("cli", cli(tmp_path / "wd"), _CLI_MOMENTS),
+      ("worker", worker, _WORKER_MOMENTS),
+    )
+  ]
+  for t in chains:
+    t.start()
+  for t in chains:
+    t.join(timeout=600)
+  for key in ("cli", "worker"):
+    for moment, code, out in results[key]:
+      assert code in (0, faults.PREEMPTED_EXIT_CODE), (
+        f"{key} at {moment}: exit {code}\n{out[-3000:]}"
+      )
+      assert "Traceback" not in out and "Fatal Python error" not in out, out[-3000:]
+
+  # The rest of the run: the CLI to its end; the worker stopped the moment
+  # its run is marked done, which is still success.
+  code, out = cli(tmp_path / "wd")().finish(timeout=300)
+  assert code == 0, out[-3000:]
+  done = tmp_path / "sweep" / "relu" / "seed_0" / sweep.DONE_FILE
+  w = worker()
+  while not done.exists() and w.proc.poll() is None:
+    time.sleep(0.002)
+  w.proc.send_signal(signal.SIGTERM)
+  code, out = w.finish()
+  assert code == 0, out[-3000:]
+  want = _final_params(tmp_path / "reference")
+  _assert_same_params(_final_params(tmp_path / "wd"), want)
+  _assert_same_params(_final_params(done.parent), want)
