@@ -36,6 +36,8 @@ import importlib.util
 import inspect
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -424,13 +426,15 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
 # SLURM
 # ----------------------------------------------------------------------------
 
+# Every value placed into the script is quoted (shlex.quote) where bash reads
+# it. `#SBATCH` lines are read by sbatch, not bash, and do not take quoted
+# paths: the output path goes on sbatch's command line instead (`sbatch_argv`).
 _SBATCH = """#!/bin/bash
-# One array task per run of the sweep in {sweep_dir}; finished runs exit at
-# once, preempted ones (exit 75, after saving) are requeued and resume.
-#   sbatch {script}
+# One array task per run of a sweep; finished runs exit at once, preempted
+# ones (exit 75, after saving) are requeued and resume. Submit it with
+#   {submit}
 #SBATCH --job-name={job_name}
 #SBATCH --array=0-{last}{throttle}
-#SBATCH --output={sweep_dir}/slurm/%A_%a.out
 #SBATCH --requeue
 #SBATCH --signal=B:TERM@120
 {extra}
@@ -449,6 +453,22 @@ exit "$status"
 """
 
 
+def _one_line(what: str, text: str) -> str:
+  """`text`, refused if it would break out of its line of the script."""
+  if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    raise SweepError(
+      f"{what} {text!r} holds a line break or control character, which a SLURM"
+      " script cannot carry; use another name."
+    )
+  return text
+
+
+def sbatch_argv(script: Path) -> list[str]:
+  """The sbatch command for a script of `write_slurm`: the task logs go to
+  SWEEP/slurm/%A_%a.out."""
+  return ["sbatch", f"--output={script.parent / '%A_%a.out'}", str(script)]
+
+
 def write_slurm(
   sweep_dir: Path,
   sbatch_options: Sequence[str] = (),
@@ -460,17 +480,25 @@ def write_slurm(
   runs = Plan.load(sweep_dir).runs()
   (sweep_dir / "slurm").mkdir(parents=True, exist_ok=True)
   script = sweep_dir / "slurm" / "sweep.sbatch"
+  for what, text in (
+    ("The sweep directory", str(sweep_dir)),
+    ("The working directory", str(Path.cwd())),
+    ("The Python", python),
+    *(("The sbatch option", o) for o in sbatch_options),
+  ):
+    _one_line(what, text)
   extra = "\n".join(f"#SBATCH {o if o.startswith('--') else '--' + o}" for o in sbatch_options)
   script.write_text(
     _SBATCH.format(
-      sweep_dir=sweep_dir,
-      script=script,
-      job_name=f"actlab-{sweep_dir.name}",
+      submit=shlex.join(sbatch_argv(script)),
+      # A job name is a label: anything but letters, digits and ._- becomes _.
+      job_name=re.sub(r"[^A-Za-z0-9._-]", "_", f"actlab-{sweep_dir.name}"),
       last=len(runs) - 1,
       throttle=f"%{max_parallel}" if max_parallel else "",
       extra=extra,
-      cwd=Path.cwd(),
-      python=python,
+      cwd=shlex.quote(str(Path.cwd())),
+      python=shlex.quote(python),
+      sweep_dir=shlex.quote(str(sweep_dir)),
     )
   )
   script.chmod(0o755)
@@ -480,7 +508,7 @@ def write_slurm(
 def submit_slurm(script: Path) -> str:
   """Submits the array with sbatch; returns sbatch's output."""
   try:
-    out = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, check=True)
+    out = subprocess.run(sbatch_argv(script), capture_output=True, text=True, check=True)
   except FileNotFoundError:
     raise SweepError(f"sbatch is not on PATH; submit {script} from a SLURM login node.") from None
   except subprocess.CalledProcessError as e:
