@@ -182,10 +182,19 @@ class NonFiniteGuard:
     self.ckpt = ckpt
 
   def _last_good(self) -> str:
+    """Where the run stands, and exactly how to rerun it with a lower learning rate."""
     self.ckpt.wait()
     last = self.ckpt.latest_step()
-    where = f"step {last}" if last is not None else "none yet"
-    return f"The last good checkpoint ({where}) in {self.ckpt.directory} is untouched."
+    if last is None:
+      return (
+        f"No checkpoint was saved yet in {self.ckpt.directory}: rerun the same"
+        " command with a lower --config.optim.learning_rate; it starts afresh."
+      )
+    return (
+      f"The last good checkpoint (step {last}) in {self.ckpt.directory} is untouched:"
+      " rerun the same command with a lower --config.optim.learning_rate and"
+      " --allow_config_change to continue from it, or with another --workdir to start afresh."
+    )
 
   def check(self, interval: dict[str, float], state: TrainState) -> None:
     from actlab import distributed  # pylint: disable=g-import-not-at-top  (see the imports)
@@ -198,13 +207,12 @@ class NonFiniteGuard:
       raise NonFiniteError(
         f"Non-finite {NONFINITE_NAMES[kind]} at step {bad}; the run"
         f" stopped (config.nonfinite_policy='stop') without applying that"
-        f" update. {self._last_good()} Lower config.optim.learning_rate, or set"
-        " config.nonfinite_policy='skip' to skip such steps."
+        f" update. {self._last_good()} Or set config.nonfinite_policy='skip' to skip"
+        " such steps."
       )
     if interval["max_consecutive_skips"] >= self.max_skips:
       raise NonFiniteError(
         f"{interval['max_consecutive_skips']} consecutive steps had a non-finite"
         f" loss, gradient or update (limit config.max_consecutive_skips={self.max_skips});"
         f" {int(distributed.local_value(state.skipped_steps))} skipped in all. {self._last_good()}"
-        " Lower config.optim.learning_rate."
       )

@@ -99,20 +99,35 @@ class Plan:
     path = sweep_dir / PLAN_FILE
     text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
     if path.exists() and json.loads(path.read_text()) != json.loads(text):
-      old = Plan.load(sweep_dir)
-      if (old.config, old.overrides, old.conditions) != (
-        self.config,
-        self.overrides,
-        self.conditions,
-      ):
+      changes = Plan.load(sweep_dir)._changes(self)
+      if changes:
         raise SweepError(
           f"{sweep_dir} holds a sweep with another config, conditions or overrides"
-          f" ({path}). Use another --workdir, or the same command as before"
-          " (more --seeds may be added)."
+          f" ({path}):\n" + "\n".join(f"  {c}" for c in changes) + "\nUse another"
+          " --workdir, or the same command as before (more --seeds may be added;"
+          " fields that may change when a run resumes, such as data.data_dir, may differ)."
         )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+  def _changes(self, new: Plan) -> list[str]:
+    """`what: old -> new` for each difference a rerun of this sweep may not make."""
+    from actlab.workdir import may_change_on_resume  # pylint: disable=g-import-not-at-top
+
+    changes = [
+      f"{what}: {old!r} -> {now!r}"
+      for what, old, now in (
+        ("config", self.config, new.config),
+        ("conditions", self.conditions, new.conditions),
+      )
+      if old != now
+    ]
+    for key in sorted(self.overrides.keys() | new.overrides.keys()):
+      old, now = self.overrides.get(key, "(unset)"), new.overrides.get(key, "(unset)")
+      if old != now and not may_change_on_resume(key):
+        changes.append(f"--config.{key}: {old!r} -> {now!r}")
+    return changes
 
   @classmethod
   def load(cls, sweep_dir: Path) -> Plan:

@@ -43,6 +43,7 @@ from actlab.workdir import (
   WorkdirError,
   WorkdirLock,
   check_config,
+  has_checkpoint,
   prepare_workdir,
   write_config,
 )
@@ -511,8 +512,8 @@ def _check_parts(custom: dict[str, Any] | None, workdir: Path, allow_change: boo
   with the caller's parts do not continue each other either.
   """
   path = workdir / "config.json"
-  if allow_change or not path.exists():
-    return
+  if allow_change or not path.exists() or not has_checkpoint(workdir):
+    return  # nothing to resume: a new run (see check_config)
   try:
     saved = json.loads(path.read_text()).get("custom")
   except (OSError, ValueError, AttributeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -132,7 +133,8 @@ def resolved_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return _canonical_activations(config.to_dict())
 
 
-def _may_change(path: str) -> bool:
+def may_change_on_resume(path: str) -> bool:
+  """Whether the field at dotted `path` (or its group) is in `MAY_CHANGE_ON_RESUME`."""
   parts = path.split(".")
   return any(".".join(parts[:i]) in MAY_CHANGE_ON_RESUME for i in range(1, len(parts) + 1))
 
@@ -148,7 +150,7 @@ def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
   saved_flat = config_lib.flatten(config_lib.upgrade(saved))
   diff = []
   for k, want in sorted(config_lib.flatten(requested).items()):
-    if _may_change(k) or k not in saved_flat:
+    if may_change_on_resume(k) or k not in saved_flat:
       continue
     if saved_flat[k] != want:
       diff.append(f"  {k}: {saved_flat[k]!r} -> {want!r}")
@@ -181,14 +183,31 @@ def _saved_config(workdir: Path) -> dict[str, Any] | None:
   return saved if isinstance(saved, dict) else None
 
 
+def has_checkpoint(workdir: Path) -> bool:
+  """Whether `workdir` holds a checkpoint a run would resume from (a step folder)."""
+  folder = workdir / "checkpoints"
+  return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
 def check_config(
   config: ml_collections.ConfigDict, workdir: Path, allow_change: bool = False
 ) -> None:
-  """Refuses a workdir whose saved config differs in a field that changes the run."""
+  """Refuses a workdir whose saved config differs in a field that changes the run.
+
+  A workdir without a checkpoint resumes nothing: its run stopped before the
+  first save (diverged, say), and the new config starts afresh, with a warning.
+  """
   saved = _saved_config(workdir)
   if saved is None or allow_change:
     return
   diff = config_diff(saved, resolved_config(config))
+  if diff and not has_checkpoint(workdir):
+    logging.warning(
+      "%s holds no checkpoint to resume; starting afresh with the new config:\n%s",
+      workdir,
+      "\n".join(diff),
+    )
+    return
   if diff:
     raise WorkdirError(
       f"{workdir} holds a run with a different config:\n"

@@ -136,6 +136,20 @@ def test_divergence_stop_names_step_and_keeps_last_good_checkpoint(fake_cifar10,
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.params))
 
 
+def test_after_divergence_before_any_checkpoint_the_advised_rerun_is_accepted(
+  fake_cifar10, tmp_path
+):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  with pytest.raises(faults.NonFiniteError) as err:
+    train.train_and_evaluate(small_config(data_dir, learning_rate=1e35), wd)
+  assert "No checkpoint was saved yet" in str(err.value)
+  assert "lower --config.optim.learning_rate" in str(err.value)
+  state = train.train_and_evaluate(small_config(data_dir, learning_rate=1e-3), wd)
+  assert int(state.step) == 5
+  assert json.loads((wd / "config.json").read_text())["optim"]["learning_rate"] == 1e-3
+
+
 def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, tmp_path):
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"

@@ -67,6 +67,14 @@ def test_plan_refuses_another_sweep_in_the_same_folder(tmp_path):
     sweep.plan(COMPARISON + ":acts=relu+elu", seeds=[0]).save(tmp_path)
 
 
+def test_a_sweep_rerun_may_move_its_data_and_names_a_field_it_may_not_change(tmp_path):
+  sweep.plan(COMPARISON, small_overrides(tmp_path / "a"), [0]).save(tmp_path / "s")
+  sweep.plan(COMPARISON, small_overrides(tmp_path / "b"), [0]).save(tmp_path / "s")  # data moved
+  assert sweep.Plan.load(tmp_path / "s").overrides["data.data_dir"] == str(tmp_path / "b")
+  with pytest.raises(sweep.SweepError, match=r"--config.batch_size: 8 -> 16"):
+    sweep.plan(COMPARISON, small_overrides(tmp_path / "b", batch_size=16), [0]).save(tmp_path / "s")
+
+
 def _sweep_command(sweep_dir, data_dir, workers, seeds="2", **extra):
   fields = small_overrides(data_dir, **extra)
   return [
