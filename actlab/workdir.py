@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -170,10 +171,39 @@ def _num_epochs_trained(saved: dict[str, Any], requested: dict[str, Any]) -> dic
   return out
 
 
+# The config of the run the checkpoints belong to, kept with them, so that a
+# deleted or replaced config.json cannot make another run resume them.
+CHECKPOINT_CONFIG = Path("checkpoints") / "run_config.json"
+
+
+def config_digest(config: dict[str, Any]) -> str:
+  """SHA-256 of the fields of a resolved config that must match on resume."""
+  kept = {k: v for k, v in config_lib.flatten(config).items() if not may_change_on_resume(k)}
+  return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _checkpoint_config(workdir: Path) -> dict[str, Any] | None:
+  """The config recorded with the checkpoints, when it fits its digest."""
+  path = workdir / CHECKPOINT_CONFIG
+  if not path.exists() or not has_checkpoint(workdir):
+    return None
+  try:
+    record = json.loads(path.read_text())
+    config = record["config"]
+    if record["digest"] != config_digest(config):
+      raise ValueError("the digest does not match the config")
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise WorkdirError(
+      f"{path} is damaged ({e}). It names the run the checkpoints belong to;"
+      " pass --allow_config_change if you know the config matches, or use another --workdir."
+    ) from None
+  return config
+
+
 def _saved_config(workdir: Path) -> dict[str, Any] | None:
   path = workdir / "config.json"
   if not path.exists():
-    return None
+    return _checkpoint_config(workdir)
   try:
     saved = json.loads(path.read_text())
   except (OSError, ValueError) as e:
@@ -197,8 +227,10 @@ def check_config(
   A workdir without a checkpoint resumes nothing: its run stopped before the
   first save (diverged, say), and the new config starts afresh, with a warning.
   """
+  if allow_change:
+    return
   saved = _saved_config(workdir)
-  if saved is None or allow_change:
+  if saved is None:
     return
   diff = config_diff(saved, resolved_config(config))
   if diff and not has_checkpoint(workdir):
@@ -210,7 +242,9 @@ def check_config(
     return
   if diff:
     raise WorkdirError(
-      f"{workdir} holds a run with a different config:\n"
+      f"{workdir} holds a run with a different config"
+      + ("" if (workdir / "config.json").exists() else f" (recorded in {CHECKPOINT_CONFIG})")
+      + ":\n"
       + "\n".join(diff)
       + "\nUse another --workdir, or pass --allow_config_change to continue"
       " this run with the new values."
@@ -220,15 +254,27 @@ def check_config(
 def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
   """Writes config.json atomically; `num_epochs` records the longest requested."""
   path = workdir / "config.json"
-  requested = _num_epochs_trained(_saved_config(workdir) or {}, resolved_config(config))
-  tmp = path.with_suffix(".json.tmp")
   try:
-    tmp.write_text(json.dumps(requested, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)  # atomic: a crash never leaves half a config.json
+    saved = _saved_config(workdir) or {}
+  except WorkdirError:  # replaced now, as --allow_config_change asked
+    saved = {}
+  requested = _num_epochs_trained(saved, resolved_config(config))
+  record = {"digest": config_digest(requested), "config": requested}
+  try:
+    _write_atomically(path, requested)
+    (workdir / CHECKPOINT_CONFIG).parent.mkdir(exist_ok=True)
+    _write_atomically(workdir / CHECKPOINT_CONFIG, record)
   except OSError as e:
     raise WorkdirError(
       f"Could not write {path}: {e.strerror or e}. {free_space(workdir)}"
     ) from None
+
+
+def _write_atomically(path: Path, value: Any) -> None:
+  """JSON to `path` through a temporary file: a crash never leaves half a file."""
+  tmp = path.with_suffix(".json.tmp")
+  tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+  tmp.replace(path)
 
 
 def check_and_write_config(

@@ -346,21 +346,26 @@ def test_sigterm_at_any_moment_exits_75_or_0_and_the_rerun_is_bit_identical(fake
     [0],
     {field_path(k): v for k, v in fields.items()},
   )
-  plan.save(tmp_path / "sweep")
+  for name in ("sweep", "sweep_reference"):
+    plan.save(tmp_path / name)
   worker_env, block_sigterm = sweep.pinned_worker(None, python_env())
 
   def cli(wd):
     argv = [sys.executable, *experiment_args(data_dir, wd, **_MOMENT_FIELDS)]
     return lambda: _Watched(argv, env=python_env())
 
-  def worker():
+  def worker(name="sweep"):
     return _Watched(
-      sweep.worker_command(tmp_path / "sweep", 0), env=worker_env, preexec_fn=block_sigterm
+      sweep.worker_command(tmp_path / name, 0), env=worker_env, preexec_fn=block_sigterm
     )
 
-  # The uninterrupted run first: it fills the compilation cache the others share.
-  code, out = cli(tmp_path / "reference")().finish(timeout=300)
-  assert code == 0, out[-3000:]
+  # The uninterrupted runs first: they fill the compilation cache the others
+  # share. (A worker runs on another device count than the command, so each
+  # has its own reference.)
+  references = [cli(tmp_path / "reference")(), worker("sweep_reference")]
+  for w in references:
+    code, out = w.finish(timeout=300)
+    assert code == 0, out[-3000:]
   results = {}
   chains = [
     threading.Thread(target=_interrupted_chain, args=(start, moments, results, key))
@@ -391,6 +396,6 @@ def test_sigterm_at_any_moment_exits_75_or_0_and_the_rerun_is_bit_identical(fake
   w.proc.send_signal(signal.SIGTERM)
   code, out = w.finish()
   assert code == 0, out[-3000:]
-  want = _final_params(tmp_path / "reference")
-  _assert_same_params(_final_params(tmp_path / "wd"), want)
+  _assert_same_params(_final_params(tmp_path / "wd"), _final_params(tmp_path / "reference"))
+  want = _final_params(tmp_path / "sweep_reference" / "relu" / "seed_0")
   _assert_same_params(_final_params(done.parent), want)

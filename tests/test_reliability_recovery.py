@@ -190,10 +190,25 @@ def test_every_field_that_changes_the_run_is_compared(fake_cifar10, tmp_path, fi
   wd.mkdir()
   saved = small_config(data_dir).to_dict()
   (wd / "config.json").write_text(json.dumps(saved))
+  (wd / "checkpoints" / "5").mkdir(parents=True)  # a run to resume; compared before it is read
   group, name = field.split(".")
   with pytest.raises(WorkdirError, match=f"{field}: {saved[group][name]!r} -> {value!r}"):
     train.train_and_evaluate(small_config(data_dir, **{field: value}), wd)
   assert json.loads((wd / "config.json").read_text()) == saved
+
+
+def test_checkpoints_refuse_another_run_when_config_json_is_gone(two_epochs):
+  data_dir, wd = two_epochs
+  (wd / "config.json").unlink()
+  other = small_config(data_dir, num_epochs=3, activation="tanh", learning_rate=3e-4)
+  with pytest.raises(WorkdirError) as err:
+    train.train_and_evaluate(other, wd)
+  msg = str(err.value)
+  assert "model.activation: 'relu' -> 'tanh'" in msg and "0.001 -> 0.0003" in msg
+  assert "checkpoints/run_config.json" in msg
+  assert not (wd / "config.json").exists()
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)  # the same run
+  assert int(state.step) == 15
 
 
 def test_config_json_is_written_only_after_the_checkpoint_restores(two_epochs):
