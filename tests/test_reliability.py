@@ -225,6 +225,34 @@ def test_disk_full_on_save_is_reported_and_earlier_checkpoint_survives(
   assert int(state.step) == 15
 
 
+def test_disk_full_in_a_background_save_names_that_step(fake_cifar10, tmp_path, monkeypatch):
+  """An async save fails after `save` returned: the error surfaces later and
+  must name the step whose save failed and the step a rerun resumes from."""
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  real_save, real_wait = ocp.CheckpointManager.save, ocp.CheckpointManager.wait_until_finished
+  failing = []
+
+  def save(self, step, *a, **k):
+    if step > 5:
+      failing.append(step)  # the write "starts" and fails in the background
+      return True
+    return real_save(self, step, *a, **k)
+
+  def wait(self):
+    if failing:
+      failing.clear()
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_wait(self)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+  monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", wait)
+  with pytest.raises(checkpoint.CheckpointError) as err:
+    train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  msg = str(err.value)
+  assert "Could not save the checkpoint for step 10" in msg and "resumes from step 5" in msg
+
+
 def test_config_mismatch_is_refused_with_a_diff(fake_cifar10, tmp_path):
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"
