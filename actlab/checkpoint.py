@@ -192,7 +192,18 @@ class Checkpoints:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     empty = set(self._unusable_folders())
     errors, skipped = [], []
-    for step in reversed(steps):
+    # Checkpoints that can be verified first, newest first; then those whose
+    # digest file is missing (saved before digests existed, or deleted).
+    verifiable = [s for s in steps if (self.digest_dir / f"{s}.json").exists()]
+    unverifiable = [s for s in steps if s not in verifiable]
+    if unverifiable:
+      logging.warning(
+        "Checkpoint(s) %s in %s have no digest file, so corruption in them cannot"
+        " be detected; checkpoints that can be verified are tried first.",
+        ", ".join(map(str, unverifiable)),
+        self.directory,
+      )
+    for step in [*reversed(verifiable), *reversed(unverifiable)]:
       try:
         if str(step) in empty:
           raise CheckpointError("the folder holds no saved state (empty, partial or foreign)")
@@ -209,6 +220,10 @@ class Checkpoints:
         skipped.append(str(step))
         self._reset_manager()  # orbax may have cached a wrong item layout
         continue
+      if step in unverifiable:
+        logging.warning("Resuming from checkpoint %d, which could not be verified.", step)
+      # Newer step folders stay in the way of saving those steps again.
+      skipped += [str(s) for s in steps if s > step and str(s) not in skipped]
       if skipped:
         logging.warning(
           "Resumed from checkpoint %d instead of %d (skipped %s).",

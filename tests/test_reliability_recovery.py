@@ -121,7 +121,7 @@ def test_empty_or_partial_step_folders_are_skipped_and_named(two_epochs, caplog)
   shutil.rmtree(ckpts / "10" / "default")  # a partial checkpoint
   state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
   assert int(state.step) == 15
-  assert "Resumed from checkpoint 5 instead of 999 (skipped 999, 10)" in caplog.text
+  assert "Resumed from checkpoint 5 instead of 999 (skipped 10, 999)" in caplog.text
   assert (ckpts / "999.unusable").is_dir() and (ckpts / "10.unusable").is_dir()
   assert checkpoint.Checkpoints(wd).steps() == [5, 10, 15]
 
@@ -135,6 +135,20 @@ def test_flipped_bit_in_a_checkpoint_is_detected_and_skipped(two_epochs, caplog)
   largest.write_bytes(bytes(blob))
   state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
   assert "Checkpoint 10" in caplog.text and "unusable" in caplog.text
+  assert "Resumed from checkpoint 5 instead of 10" in caplog.text
+  assert int(state.step) == 15
+
+
+def test_a_flipped_bit_with_its_digest_deleted_is_not_restored_silently(two_epochs, caplog):
+  data_dir, wd = two_epochs
+  files = [f for f in (wd / "checkpoints" / "10").rglob("*") if f.is_file()]
+  largest = max(files, key=lambda f: f.stat().st_size)
+  blob = bytearray(largest.read_bytes())
+  blob[len(blob) // 2] ^= 0x10
+  largest.write_bytes(bytes(blob))
+  (wd / "checkpoints" / "digests" / "10.json").unlink()
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert "Checkpoint(s) 10" in caplog.text and "no digest file" in caplog.text
   assert "Resumed from checkpoint 5 instead of 10" in caplog.text
   assert int(state.step) == 15
 
