@@ -199,6 +199,9 @@ class _Interval:
   step: int
   epoch: int  # 1-based, as logged
   done: int  # steps of the epoch done
+  # Cut short by a stop: its sums are in `totals`; it is not logged as a
+  # train_interval, so a resumed run logs the same intervals as one that was not stopped.
+  partial: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,7 +332,9 @@ class _Loop:
     save_now = stopping or (every > 0 and self.step % every == 0 and not last)
     if save_now or boundary:
       self.totals = steps_lib.accumulate(self.totals, self.interval)
-      self.pending = _Interval(self.interval, self.totals, self.step, epoch + 1, i + 1)
+      self.pending = _Interval(
+        self.interval, self.totals, self.step, epoch + 1, i + 1, partial=not boundary
+      )
       self.interval = self.steps.zeros()
     if save_now:
       self._flush_logs()
@@ -349,7 +354,7 @@ class _Loop:
     self.ckpt.wait()
     signum = stop.signum or signal.SIGTERM  # another process was signalled
     if self.writer:
-      self.writer.write("preempted", self.step, epoch, signal=signal.Signals(signum).name)
+      self.writer.write("preempted", self.step, epoch + 1, signal=signal.Signals(signum).name)
     raise Preempted(self.step, signum, self.ckpt.directory)
 
   def _save(self) -> None:
@@ -373,7 +378,7 @@ class _Loop:
     summary = _summarise(interval.sums)
     running = _summarise(interval.totals)
     self.console.update(interval.done, running["loss"], running["accuracy"])
-    if self.writer:
+    if self.writer and not interval.partial:
       self.writer.write("train_interval", int(interval.step), interval.epoch, **summary)
     return summary
 

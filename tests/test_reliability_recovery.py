@@ -284,13 +284,50 @@ def test_workdir_tilde_is_expanded_and_unusable_ones_are_refused(tmp_path, monke
 
 
 def test_ctrl_c_before_training_starts_interrupts_at_once():
-  with faults.StopRequests() as stop:
+  with faults.StopRequests():
     with pytest.raises(KeyboardInterrupt):
       signal.raise_signal(signal.SIGINT)
       time.sleep(1)  # a swallowed signal ends up here
+  with faults.StopRequests() as stop:
+    signal.raise_signal(signal.SIGTERM)  # recorded, never raised into XLA or orbax
+    time.sleep(0.1)
     with pytest.raises(faults.Preempted, match="before training started"):
-      signal.raise_signal(signal.SIGTERM)
-      time.sleep(1)
+      stop.check()  # between the stages of preparing the run
+  with faults.StopRequests() as stop:
+    with pytest.raises(faults.Preempted, match="before training started"):
+      with stop.interruptible():  # a download: at once
+        signal.raise_signal(signal.SIGTERM)
+        time.sleep(1)
+  with faults.StopRequests() as stop:
     stop.arm()
     signal.raise_signal(signal.SIGINT)  # now a request to save and stop
     assert stop.signum == signal.SIGINT
+
+
+def test_a_resumed_preemption_logs_the_same_intervals_and_a_1_based_epoch(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  config = small_config(data_dir, num_epochs=2)
+  train.train_and_evaluate(config, tmp_path / "straight")
+  real_after_step = train._Loop._after_step
+
+  def sigterm_after_step_8(self, epoch, i, stop):
+    if self.step == 8:  # mid-interval: intervals end at steps 7 and 9 of epoch 2
+      os.kill(os.getpid(), signal.SIGTERM)
+    return real_after_step(self, epoch, i, stop)
+
+  wd = tmp_path / "wd"
+  with pytest.MonkeyPatch.context() as m:
+    m.setattr(train._Loop, "_after_step", sigterm_after_step_8)
+    with pytest.raises(faults.Preempted):
+      train.train_and_evaluate(config, wd)
+  train.train_and_evaluate(config, wd)
+  records = writers.read_metrics(wd)
+  (preempted,) = [r for r in records if r["split"] == "preempted"]
+  assert (preempted["step"], preempted["epoch"]) == (8, 2)
+
+  def intervals(d):
+    return [
+      (r["step"], r["epoch"]) for r in writers.read_metrics(d) if r["split"] == "train_interval"
+    ]
+
+  assert intervals(wd) == intervals(tmp_path / "straight")
