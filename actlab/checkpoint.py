@@ -65,6 +65,9 @@ class Checkpoints:
     self._max_to_keep = max_to_keep
     self._manager = self._new_manager()
     self.seconds_blocked = 0.0  # time the training loop spent inside save()
+    # The step of the save running in the background: an error of an async
+    # save surfaces in a later call, and must name this step, not that call's.
+    self._in_flight: int | None = None
 
   def _new_manager(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
@@ -113,19 +116,25 @@ class Checkpoints:
   def save(self, step: int, state: Any) -> None:
     t = time.perf_counter()
     try:
-      self._write_digests(step, state)
-      self._manager.save(step, args=ocp.args.StandardSave(state))
-    except Exception as e:  # orbax surfaces I/O errors in several types
-      raise self._failed(step, e) from e
+      # orbax waits for the previous save before starting one; waiting here
+      # first costs nothing and attributes its failure to its own step.
+      self.wait()
+      try:
+        self._write_digests(step, state)
+        self._manager.save(step, args=ocp.args.StandardSave(state))
+      except Exception as e:  # orbax surfaces I/O errors in several types
+        raise self._failed(step, e) from e
+      self._in_flight = step
     finally:
       self.seconds_blocked += time.perf_counter() - t
 
   def wait(self) -> None:
     """Blocks until every started save is committed."""
+    step, self._in_flight = self._in_flight, None
     try:
       self._manager.wait_until_finished()
     except Exception as e:
-      raise self._failed(self.latest_step() or -1, e) from e
+      raise self._failed(step if step is not None else self.latest_step() or -1, e) from e
 
   def _verify(self, step: int, restored: Any) -> None:
     path = self.digest_dir / f"{step}.json"
@@ -183,7 +192,18 @@ class Checkpoints:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     empty = set(self._unusable_folders())
     errors, skipped = [], []
-    for step in reversed(steps):
+    # Checkpoints that can be verified first, newest first; then those whose
+    # digest file is missing (saved before digests existed, or deleted).
+    verifiable = [s for s in steps if (self.digest_dir / f"{s}.json").exists()]
+    unverifiable = [s for s in steps if s not in verifiable]
+    if unverifiable:
+      logging.warning(
+        "Checkpoint(s) %s in %s have no digest file, so corruption in them cannot"
+        " be detected; checkpoints that can be verified are tried first.",
+        ", ".join(map(str, unverifiable)),
+        self.directory,
+      )
+    for step in [*reversed(verifiable), *reversed(unverifiable)]:
       try:
         if str(step) in empty:
           raise CheckpointError("the folder holds no saved state (empty, partial or foreign)")
@@ -200,6 +220,10 @@ class Checkpoints:
         skipped.append(str(step))
         self._reset_manager()  # orbax may have cached a wrong item layout
         continue
+      if step in unverifiable:
+        logging.warning("Resuming from checkpoint %d, which could not be verified.", step)
+      # Newer step folders stay in the way of saving those steps again.
+      skipped += [str(s) for s in steps if s > step and str(s) not in skipped]
       if skipped:
         logging.warning(
           "Resumed from checkpoint %d instead of %d (skipped %s).",

@@ -23,6 +23,12 @@ Executors:
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (a worker's SIGTERM handler comes before the other imports)
+if __name__ == "__main__":  # a worker: a SIGTERM from its first moment exits with 75
+  from actlab import faults as _faults
+
+  _faults.exit_at_once_on_sigterm()
+
 import argparse
 import ctypes
 import dataclasses
@@ -30,6 +36,8 @@ import importlib.util
 import inspect
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -46,7 +54,7 @@ from actlab.distributed import available_cores
 PLAN_FILE = "sweep.json"
 DONE_FILE = "done.json"
 LOG_FILE = "log.txt"
-PREEMPTED_EXIT_CODE = 75  # as actlab.faults; not imported so workers start fast
+PREEMPTED_EXIT_CODE = 75  # as actlab.faults
 BUSY_EXIT_CODE = 3
 
 
@@ -99,20 +107,35 @@ class Plan:
     path = sweep_dir / PLAN_FILE
     text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
     if path.exists() and json.loads(path.read_text()) != json.loads(text):
-      old = Plan.load(sweep_dir)
-      if (old.config, old.overrides, old.conditions) != (
-        self.config,
-        self.overrides,
-        self.conditions,
-      ):
+      changes = Plan.load(sweep_dir)._changes(self)
+      if changes:
         raise SweepError(
           f"{sweep_dir} holds a sweep with another config, conditions or overrides"
-          f" ({path}). Use another --workdir, or the same command as before"
-          " (more --seeds may be added)."
+          f" ({path}):\n" + "\n".join(f"  {c}" for c in changes) + "\nUse another"
+          " --workdir, or the same command as before (more --seeds may be added;"
+          " fields that may change when a run resumes, such as data.data_dir, may differ)."
         )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+  def _changes(self, new: Plan) -> list[str]:
+    """`what: old -> new` for each difference a rerun of this sweep may not make."""
+    from actlab.workdir import may_change_on_resume  # pylint: disable=g-import-not-at-top
+
+    changes = [
+      f"{what}: {old!r} -> {now!r}"
+      for what, old, now in (
+        ("config", self.config, new.config),
+        ("conditions", self.conditions, new.conditions),
+      )
+      if old != now
+    ]
+    for key in sorted(self.overrides.keys() | new.overrides.keys()):
+      old, now = self.overrides.get(key, "(unset)"), new.overrides.get(key, "(unset)")
+      if old != now and not may_change_on_resume(key):
+        changes.append(f"--config.{key}: {old!r} -> {now!r}")
+    return changes
 
   @classmethod
   def load(cls, sweep_dir: Path) -> Plan:
@@ -263,6 +286,7 @@ def run_one(sweep_dir: Path, index: int) -> int:
   run = runs[index]
   workdir = run_dir(sweep_dir, run)
   if status(sweep_dir, run) == "done":
+    faults.work_done()
     print(f"{run.name}: finished before, skipped")
     return 0
   t0 = time.time()
@@ -278,6 +302,7 @@ def run_one(sweep_dir: Path, index: int) -> int:
   tmp = workdir / (DONE_FILE + ".tmp")
   tmp.write_text(json.dumps(summary, indent=2) + "\n")
   tmp.replace(workdir / DONE_FILE)
+  faults.work_done()
   return 0
 
 
@@ -324,6 +349,9 @@ def pinned_worker(
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
   def pre() -> None:
+    # SIGTERM waits until the worker has its handler (exit_at_once_on_sigterm
+    # unblocks it): a worker stopped while Python starts still exits with 75.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     _die_with_parent()
     if cpus is not None:
       os.sched_setaffinity(0, cpus)
@@ -420,13 +448,15 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
 # SLURM
 # ----------------------------------------------------------------------------
 
+# Every value placed into the script is quoted (shlex.quote) where bash reads
+# it. `#SBATCH` lines are read by sbatch, not bash, and do not take quoted
+# paths: the output path goes on sbatch's command line instead (`sbatch_argv`).
 _SBATCH = """#!/bin/bash
-# One array task per run of the sweep in {sweep_dir}; finished runs exit at
-# once, preempted ones (exit 75, after saving) are requeued and resume.
-#   sbatch {script}
+# One array task per run of a sweep; finished runs exit at once, preempted
+# ones (exit 75, after saving) are requeued and resume. Submit it with
+#   {submit}
 #SBATCH --job-name={job_name}
 #SBATCH --array=0-{last}{throttle}
-#SBATCH --output={sweep_dir}/slurm/%A_%a.out
 #SBATCH --requeue
 #SBATCH --signal=B:TERM@120
 {extra}
@@ -445,6 +475,22 @@ exit "$status"
 """
 
 
+def _one_line(what: str, text: str) -> str:
+  """`text`, refused if it would break out of its line of the script."""
+  if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    raise SweepError(
+      f"{what} {text!r} holds a line break or control character, which a SLURM"
+      " script cannot carry; use another name."
+    )
+  return text
+
+
+def sbatch_argv(script: Path) -> list[str]:
+  """The sbatch command for a script of `write_slurm`: the task logs go to
+  SWEEP/slurm/%A_%a.out."""
+  return ["sbatch", f"--output={script.parent / '%A_%a.out'}", str(script)]
+
+
 def write_slurm(
   sweep_dir: Path,
   sbatch_options: Sequence[str] = (),
@@ -456,17 +502,25 @@ def write_slurm(
   runs = Plan.load(sweep_dir).runs()
   (sweep_dir / "slurm").mkdir(parents=True, exist_ok=True)
   script = sweep_dir / "slurm" / "sweep.sbatch"
+  for what, text in (
+    ("The sweep directory", str(sweep_dir)),
+    ("The working directory", str(Path.cwd())),
+    ("The Python", python),
+    *(("The sbatch option", o) for o in sbatch_options),
+  ):
+    _one_line(what, text)
   extra = "\n".join(f"#SBATCH {o if o.startswith('--') else '--' + o}" for o in sbatch_options)
   script.write_text(
     _SBATCH.format(
-      sweep_dir=sweep_dir,
-      script=script,
-      job_name=f"actlab-{sweep_dir.name}",
+      submit=shlex.join(sbatch_argv(script)),
+      # A job name is a label: anything but letters, digits and ._- becomes _.
+      job_name=re.sub(r"[^A-Za-z0-9._-]", "_", f"actlab-{sweep_dir.name}"),
       last=len(runs) - 1,
       throttle=f"%{max_parallel}" if max_parallel else "",
       extra=extra,
-      cwd=Path.cwd(),
-      python=python,
+      cwd=shlex.quote(str(Path.cwd())),
+      python=shlex.quote(python),
+      sweep_dir=shlex.quote(str(sweep_dir)),
     )
   )
   script.chmod(0o755)
@@ -476,7 +530,7 @@ def write_slurm(
 def submit_slurm(script: Path) -> str:
   """Submits the array with sbatch; returns sbatch's output."""
   try:
-    out = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, check=True)
+    out = subprocess.run(sbatch_argv(script), capture_output=True, text=True, check=True)
   except FileNotFoundError:
     raise SweepError(f"sbatch is not on PATH; submit {script} from a SLURM login node.") from None
   except subprocess.CalledProcessError as e:
@@ -501,4 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  code = main()
+  if code == PREEMPTED_EXIT_CODE:
+    _faults.exit_now(code)  # saved; a download's threads are not waited for
+  sys.exit(code)

@@ -43,6 +43,7 @@ from actlab.workdir import (
   WorkdirError,
   WorkdirLock,
   check_config,
+  has_checkpoint,
   prepare_workdir,
   record_provenance,
   write_config,
@@ -91,9 +92,11 @@ def train_and_evaluate(
   # One lock per job: process 0 holds it for all processes of a multi-host run.
   lock = WorkdirLock(workdir) if distributed.is_lead() else contextlib.nullcontext()
   with lock, StopRequests() as stop:
-    loop = _prepare(config, workdir, allow_config_change, model=model, tx=tx, data_arg=data)
-    stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
+    loop = _prepare(
+      config, workdir, allow_config_change, stop, model=model, tx=tx, data_arg=data
+    )
     try:
+      stop.arm()  # from here on, SIGTERM/SIGINT save a checkpoint before stopping
       loop.run(stop)
     finally:
       loop.close()
@@ -104,14 +107,21 @@ def _prepare(
   config: ml_collections.ConfigDict,
   workdir: Path,
   allow_config_change: bool,
+  stop: StopRequests,
   *,
   model: nn.Module | None,
   tx: optax.GradientTransformation | None,
   data_arg: str | build.InMemoryData | None,
 ) -> _Loop:
-  """Everything up to the first step: data on device, checks, state, steps."""
+  """Everything up to the first step: data on device, checks, state, steps.
+
+  A SIGTERM meanwhile stops the run between these stages (`stop.check()`);
+  only a download is interrupted at once.
+  """
   lead = distributed.is_lead()
-  train, evals, test = build.load_splits(config, data_arg)
+  with stop.interruptible() if config.data.download else contextlib.nullcontext():
+    train, evals, test = build.load_splits(config, data_arg)
+  stop.check()
   input_shape = tuple(train.images.shape[1:])
   mesh = build.make_mesh()
   train_data = build.train_on_device(train, mesh)
@@ -129,22 +139,28 @@ def _prepare(
   activation = _diagnosed_activation(config, model)
   if lead:
     print(models.summary(model, input_shape), flush=True)
+  stop.check()
   saved, ckpt = _initial_or_restored(config, workdir, model, tx, input_shape, mesh)
-  if lead:
-    # Only once the checkpoint is known to fit it.
-    write_config(_recorded_config(config, custom), workdir)
-    record_provenance(workdir, int(distributed.local_value(saved["state"].step)))
-  return _Loop(
-    config,
-    workdir,
-    mesh,
-    saved,
-    ckpt,
-    train_data=train_data,
-    evals=build.eval_on_device(evals, config.batch_size, mesh),
-    test=build.eval_on_device(test, config.batch_size, mesh) if test is not None else None,
-    steps=build.compile_steps(config, model, preprocess, mesh, activation),
-  )
+  try:
+    stop.check()
+    if lead:
+      # Only once the checkpoint is known to fit it.
+      write_config(_recorded_config(config, custom), workdir)
+      record_provenance(workdir, int(distributed.local_value(saved["state"].step)))
+    return _Loop(
+      config,
+      workdir,
+      mesh,
+      saved,
+      ckpt,
+      train_data=train_data,
+      evals=build.eval_on_device(evals, config.batch_size, mesh),
+      test=build.eval_on_device(test, config.batch_size, mesh) if test is not None else None,
+      steps=build.compile_steps(config, model, preprocess, mesh, activation),
+    )
+  except BaseException:
+    ckpt.close()  # no orbax thread outlives a run stopped here
+    raise
 
 
 def _initial_or_restored(
@@ -185,6 +201,9 @@ class _Interval:
   step: int
   epoch: int  # 1-based, as logged
   done: int  # steps of the epoch done
+  # Cut short by a stop: its sums are in `totals`; it is not logged as a
+  # train_interval, so a resumed run logs the same intervals as one that was not stopped.
+  partial: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,7 +334,9 @@ class _Loop:
     save_now = stopping or (every > 0 and self.step % every == 0 and not last)
     if save_now or boundary:
       self.totals = steps_lib.accumulate(self.totals, self.interval)
-      self.pending = _Interval(self.interval, self.totals, self.step, epoch + 1, i + 1)
+      self.pending = _Interval(
+        self.interval, self.totals, self.step, epoch + 1, i + 1, partial=not boundary
+      )
       self.interval = self.steps.zeros()
     if save_now:
       self._flush_logs()
@@ -335,7 +356,7 @@ class _Loop:
     self.ckpt.wait()
     signum = stop.signum or signal.SIGTERM  # another process was signalled
     if self.writer:
-      self.writer.write("preempted", self.step, epoch, signal=signal.Signals(signum).name)
+      self.writer.write("preempted", self.step, epoch + 1, signal=signal.Signals(signum).name)
     raise Preempted(self.step, signum, self.ckpt.directory)
 
   def _save(self) -> None:
@@ -359,7 +380,7 @@ class _Loop:
     summary = _summarise(interval.sums)
     running = _summarise(interval.totals)
     self.console.update(interval.done, running["loss"], running["accuracy"])
-    if self.writer:
+    if self.writer and not interval.partial:
       self.writer.write("train_interval", int(interval.step), interval.epoch, **summary)
     return summary
 
@@ -498,8 +519,8 @@ def _check_parts(custom: dict[str, Any] | None, workdir: Path, allow_change: boo
   with the caller's parts do not continue each other either.
   """
   path = workdir / "config.json"
-  if allow_change or not path.exists():
-    return
+  if allow_change or not path.exists() or not has_checkpoint(workdir):
+    return  # nothing to resume: a new run (see check_config)
   try:
     saved = json.loads(path.read_text()).get("custom")
   except (OSError, ValueError, AttributeError):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime
 import fcntl
 import functools
+import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import socket
@@ -137,7 +139,8 @@ def resolved_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return _canonical_activations(config.to_dict())
 
 
-def _may_change(path: str) -> bool:
+def may_change_on_resume(path: str) -> bool:
+  """Whether the field at dotted `path` (or its group) is in `MAY_CHANGE_ON_RESUME`."""
   parts = path.split(".")
   return any(".".join(parts[:i]) in MAY_CHANGE_ON_RESUME for i in range(1, len(parts) + 1))
 
@@ -153,7 +156,7 @@ def config_diff(saved: dict[str, Any], requested: dict[str, Any]) -> list[str]:
   saved_flat = config_lib.flatten(config_lib.upgrade(saved))
   diff = []
   for k, want in sorted(config_lib.flatten(requested).items()):
-    if _may_change(k) or k not in saved_flat:
+    if may_change_on_resume(k) or k not in saved_flat:
       continue
     if saved_flat[k] != want:
       diff.append(f"  {k}: {saved_flat[k]!r} -> {want!r}")
@@ -173,10 +176,39 @@ def _num_epochs_trained(saved: dict[str, Any], requested: dict[str, Any]) -> dic
   return out
 
 
+# The config of the run the checkpoints belong to, kept with them, so that a
+# deleted or replaced config.json cannot make another run resume them.
+CHECKPOINT_CONFIG = Path("checkpoints") / "run_config.json"
+
+
+def config_digest(config: dict[str, Any]) -> str:
+  """SHA-256 of the fields of a resolved config that must match on resume."""
+  kept = {k: v for k, v in config_lib.flatten(config).items() if not may_change_on_resume(k)}
+  return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _checkpoint_config(workdir: Path) -> dict[str, Any] | None:
+  """The config recorded with the checkpoints, when it fits its digest."""
+  path = workdir / CHECKPOINT_CONFIG
+  if not path.exists() or not has_checkpoint(workdir):
+    return None
+  try:
+    record = json.loads(path.read_text())
+    config = record["config"]
+    if record["digest"] != config_digest(config):
+      raise ValueError("the digest does not match the config")
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise WorkdirError(
+      f"{path} is damaged ({e}). It names the run the checkpoints belong to;"
+      " pass --allow_config_change if you know the config matches, or use another --workdir."
+    ) from None
+  return config
+
+
 def _saved_config(workdir: Path) -> dict[str, Any] | None:
   path = workdir / "config.json"
   if not path.exists():
-    return None
+    return _checkpoint_config(workdir)
   try:
     saved = json.loads(path.read_text())
   except (OSError, ValueError) as e:
@@ -186,17 +218,38 @@ def _saved_config(workdir: Path) -> dict[str, Any] | None:
   return saved if isinstance(saved, dict) else None
 
 
+def has_checkpoint(workdir: Path) -> bool:
+  """Whether `workdir` holds a checkpoint a run would resume from (a step folder)."""
+  folder = workdir / "checkpoints"
+  return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
 def check_config(
   config: ml_collections.ConfigDict, workdir: Path, allow_change: bool = False
 ) -> None:
-  """Refuses a workdir whose saved config differs in a field that changes the run."""
+  """Refuses a workdir whose saved config differs in a field that changes the run.
+
+  A workdir without a checkpoint resumes nothing: its run stopped before the
+  first save (diverged, say), and the new config starts afresh, with a warning.
+  """
+  if allow_change:
+    return
   saved = _saved_config(workdir)
-  if saved is None or allow_change:
+  if saved is None:
     return
   diff = config_diff(saved, resolved_config(config))
+  if diff and not has_checkpoint(workdir):
+    logging.warning(
+      "%s holds no checkpoint to resume; starting afresh with the new config:\n%s",
+      workdir,
+      "\n".join(diff),
+    )
+    return
   if diff:
     raise WorkdirError(
-      f"{workdir} holds a run with a different config:\n"
+      f"{workdir} holds a run with a different config"
+      + ("" if (workdir / "config.json").exists() else f" (recorded in {CHECKPOINT_CONFIG})")
+      + ":\n"
       + "\n".join(diff)
       + "\nUse another --workdir, or pass --allow_config_change to continue"
       " this run with the new values."
@@ -206,15 +259,27 @@ def check_config(
 def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
   """Writes config.json atomically; `num_epochs` records the longest requested."""
   path = workdir / "config.json"
-  requested = _num_epochs_trained(_saved_config(workdir) or {}, resolved_config(config))
-  tmp = path.with_suffix(".json.tmp")
   try:
-    tmp.write_text(json.dumps(requested, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)  # atomic: a crash never leaves half a config.json
+    saved = _saved_config(workdir) or {}
+  except WorkdirError:  # replaced now, as --allow_config_change asked
+    saved = {}
+  requested = _num_epochs_trained(saved, resolved_config(config))
+  record = {"digest": config_digest(requested), "config": requested}
+  try:
+    _write_atomically(path, requested)
+    (workdir / CHECKPOINT_CONFIG).parent.mkdir(exist_ok=True)
+    _write_atomically(workdir / CHECKPOINT_CONFIG, record)
   except OSError as e:
     raise WorkdirError(
       f"Could not write {path}: {e.strerror or e}. {free_space(workdir)}"
     ) from None
+
+
+def _write_atomically(path: Path, value: Any) -> None:
+  """JSON to `path` through a temporary file: a crash never leaves half a file."""
+  tmp = path.with_suffix(".json.tmp")
+  tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+  tmp.replace(path)
 
 
 def check_and_write_config(

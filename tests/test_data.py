@@ -163,6 +163,35 @@ def test_unreachable_server_fails_at_once_with_offline_instructions(tmp_path, mo
     data.prepare(tmp_path, download=True)
 
 
+def test_an_unreachable_proxy_fails_within_the_stated_wait(tmp_path, monkeypatch):
+  import socket
+
+  import tensorflow_datasets as tfds
+
+  def must_not_download(self, *a, **k):
+    pytest.fail("tried to download although the proxy cannot be reached")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", must_not_download)
+  with socket.socket() as s:  # a port nobody listens on
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  for key in ("no_proxy", "NO_PROXY"):
+    monkeypatch.delenv(key, raising=False)
+  monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{port}")
+  with pytest.raises(data.DataNotFoundError, match=rf"(?s)proxy.*127.0.0.1:{port}.*data import"):
+    data.prepare(tmp_path, download=True)
+
+  def silent(self, address):  # a proxy address that never answers (10.255.255.1)
+    raise TimeoutError("timed out")
+
+  monkeypatch.setenv("https_proxy", "http://10.255.255.1:3128")
+  monkeypatch.setattr(socket.socket, "connect", silent)
+  with pytest.raises(
+    data.DataNotFoundError, match=r"(?s)proxy.*no answer from 10.255.255.1:3128 within 10 s"
+  ):
+    data.prepare(tmp_path, download=True)
+
+
 def test_killed_import_leftovers_are_removed_on_the_next_import(tmp_path):
   path, digests, _ = make_fake_cifar10(tmp_path, per_batch=2)
   dead = subprocess.Popen(["true"])

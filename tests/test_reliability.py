@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT, experiment_args, python_env, run_python
+from conftest import ROOT, experiment_args, field_path, python_env, run_python
 from test_train import small_config
 
 from actlab import build, checkpoint, faults, steps, train, writers
@@ -135,6 +136,20 @@ def test_divergence_stop_names_step_and_keeps_last_good_checkpoint(fake_cifar10,
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.params))
 
 
+def test_after_divergence_before_any_checkpoint_the_advised_rerun_is_accepted(
+  fake_cifar10, tmp_path
+):
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  with pytest.raises(faults.NonFiniteError) as err:
+    train.train_and_evaluate(small_config(data_dir, learning_rate=1e35), wd)
+  assert "No checkpoint was saved yet" in str(err.value)
+  assert "lower --config.optim.learning_rate" in str(err.value)
+  state = train.train_and_evaluate(small_config(data_dir, learning_rate=1e-3), wd)
+  assert int(state.step) == 5
+  assert json.loads((wd / "config.json").read_text())["optim"]["learning_rate"] == 1e-3
+
+
 def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, tmp_path):
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"
@@ -210,6 +225,34 @@ def test_disk_full_on_save_is_reported_and_earlier_checkpoint_survives(
   assert int(state.step) == 15
 
 
+def test_disk_full_in_a_background_save_names_that_step(fake_cifar10, tmp_path, monkeypatch):
+  """An async save fails after `save` returned: the error surfaces later and
+  must name the step whose save failed and the step a rerun resumes from."""
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  real_save, real_wait = ocp.CheckpointManager.save, ocp.CheckpointManager.wait_until_finished
+  failing = []
+
+  def save(self, step, *a, **k):
+    if step > 5:
+      failing.append(step)  # the write "starts" and fails in the background
+      return True
+    return real_save(self, step, *a, **k)
+
+  def wait(self):
+    if failing:
+      failing.clear()
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_wait(self)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+  monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", wait)
+  with pytest.raises(checkpoint.CheckpointError) as err:
+    train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  msg = str(err.value)
+  assert "Could not save the checkpoint for step 10" in msg and "resumes from step 5" in msg
+
+
 def test_config_mismatch_is_refused_with_a_diff(fake_cifar10, tmp_path):
   data_dir, _ = fake_cifar10
   wd = tmp_path / "wd"
@@ -252,3 +295,135 @@ def test_wrong_type_override_is_refused_before_anything_runs(tmp_path):
   assert out.returncode != 0
   assert "batch_size" in out.stderr and "lots" in out.stderr
   assert not (tmp_path / "wd").exists()
+
+
+# ----------------------------------------------------------------------------
+# SIGTERM at any moment
+# ----------------------------------------------------------------------------
+
+_MOMENT_FIELDS = dict(batch_size=8, num_epochs=2, log_every_steps=1, checkpoint_every_steps=3)
+# Moments of a SIGTERM: (a line the process printed, or "" for its start;
+# seconds after it). Together they cover Python's imports, flag parsing, the
+# data, the model's initialisation and compilation, the restore and the first
+# steps: each restart of the chain resumes where the previous one stopped.
+_CLI_MOMENTS = [
+  ("", 1.0), ("JAX devices", 0.0), ("Total params", 0.0), ("Total params", 0.8),
+  ("Total params", 2.0), ("Epoch", 0.2),
+]  # fmt: skip
+# A worker starts with SIGTERM blocked (`sweep.pinned_worker`), so even the
+# interpreter's own start-up is covered.
+_WORKER_MOMENTS = [
+  ("", 0.05), ("", 1.5), ("Total params", 0.3), ("Total params", 1.5), ("Epoch", 0.3),
+]  # fmt: skip
+
+
+class _Watched:
+  """A started process whose stdout lines are collected as they come."""
+
+  def __init__(self, argv, **popen):
+    self.t0 = time.monotonic()
+    self.proc = subprocess.Popen(
+      argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
+    self.lines: list[tuple[float, str]] = []
+    self._reader = threading.Thread(target=self._read, daemon=True)
+    self._reader.start()
+
+  def _read(self):
+    for line in self.proc.stdout:
+      self.lines.append((time.monotonic(), line))
+
+  def seen(self, marker: str) -> float | None:
+    if not marker:
+      return self.t0
+    return next((t for t, line in self.lines if marker in line), None)
+
+  def finish(self, timeout=120) -> tuple[int, str]:
+    code = self.proc.wait(timeout=timeout)
+    self._reader.join(timeout=10)
+    return code, "".join(line for _, line in self.lines)
+
+
+def _sigterm_at(start, marker: str, delay: float) -> tuple[int, str]:
+  """Starts a process, sends SIGTERM `delay` s after it printed `marker`."""
+  w = start()
+  while w.seen(marker) is None and w.proc.poll() is None:
+    time.sleep(0.01)
+  t = w.seen(marker)
+  if t is not None:
+    time.sleep(max(0.0, t + delay - time.monotonic()))
+  w.proc.send_signal(signal.SIGTERM)
+  return w.finish()
+
+
+def _interrupted_chain(start, moments, results, key):
+  """SIGTERM at each moment in turn, on one workdir; records exit codes."""
+  results[key] = [(m, *_sigterm_at(start, *m)) for m in moments]
+
+
+def test_sigterm_at_any_moment_exits_75_or_0_and_the_rerun_is_bit_identical(fake_cifar10, tmp_path):
+  """The CLI and a sweep worker, each stopped at a series of moments from
+  start-up through compilation to the first steps, then run to the end."""
+  from actlab import sweep
+
+  data_dir, _ = fake_cifar10
+  fields = dict(data_dir=str(data_dir), download=False, input_scaling="unit", **_MOMENT_FIELDS)
+  plan = sweep.Plan(
+    str(ROOT / "experiments/configs/lenet5_cifar10.py"),
+    [{"name": "relu", "fields": {}}],
+    [0],
+    {field_path(k): v for k, v in fields.items()},
+  )
+  for name in ("sweep", "sweep_reference"):
+    plan.save(tmp_path / name)
+  worker_env, block_sigterm = sweep.pinned_worker(None, python_env())
+
+  def cli(wd):
+    argv = [sys.executable, *experiment_args(data_dir, wd, **_MOMENT_FIELDS)]
+    return lambda: _Watched(argv, env=python_env())
+
+  def worker(name="sweep"):
+    return _Watched(
+      sweep.worker_command(tmp_path / name, 0), env=worker_env, preexec_fn=block_sigterm
+    )
+
+  # The uninterrupted runs first: they fill the compilation cache the others
+  # share. (A worker runs on another device count than the command, so each
+  # has its own reference.)
+  references = [cli(tmp_path / "reference")(), worker("sweep_reference")]
+  for w in references:
+    code, out = w.finish(timeout=300)
+    assert code == 0, out[-3000:]
+  results = {}
+  chains = [
+    threading.Thread(target=_interrupted_chain, args=(start, moments, results, key))
+    for key, start, moments in (
+      ("cli", cli(tmp_path / "wd"), _CLI_MOMENTS),
+      ("worker", worker, _WORKER_MOMENTS),
+    )
+  ]
+  for t in chains:
+    t.start()
+  for t in chains:
+    t.join(timeout=600)
+  for key in ("cli", "worker"):
+    for moment, code, out in results[key]:
+      assert code in (0, faults.PREEMPTED_EXIT_CODE), (
+        f"{key} at {moment}: exit {code}\n{out[-3000:]}"
+      )
+      assert "Traceback" not in out and "Fatal Python error" not in out, out[-3000:]
+
+  # The rest of the run: the CLI to its end; the worker stopped the moment
+  # its run is marked done, which is still success.
+  code, out = cli(tmp_path / "wd")().finish(timeout=300)
+  assert code == 0, out[-3000:]
+  done = tmp_path / "sweep" / "relu" / "seed_0" / sweep.DONE_FILE
+  w = worker()
+  while not done.exists() and w.proc.poll() is None:
+    time.sleep(0.002)
+  w.proc.send_signal(signal.SIGTERM)
+  code, out = w.finish()
+  assert code == 0, out[-3000:]
+  _assert_same_params(_final_params(tmp_path / "wd"), _final_params(tmp_path / "reference"))
+  want = _final_params(tmp_path / "sweep_reference" / "relu" / "seed_0")
+  _assert_same_params(_final_params(done.parent), want)

@@ -121,7 +121,7 @@ def test_empty_or_partial_step_folders_are_skipped_and_named(two_epochs, caplog)
   shutil.rmtree(ckpts / "10" / "default")  # a partial checkpoint
   state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
   assert int(state.step) == 15
-  assert "Resumed from checkpoint 5 instead of 999 (skipped 999, 10)" in caplog.text
+  assert "Resumed from checkpoint 5 instead of 999 (skipped 10, 999)" in caplog.text
   assert (ckpts / "999.unusable").is_dir() and (ckpts / "10.unusable").is_dir()
   assert checkpoint.Checkpoints(wd).steps() == [5, 10, 15]
 
@@ -135,6 +135,20 @@ def test_flipped_bit_in_a_checkpoint_is_detected_and_skipped(two_epochs, caplog)
   largest.write_bytes(bytes(blob))
   state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
   assert "Checkpoint 10" in caplog.text and "unusable" in caplog.text
+  assert "Resumed from checkpoint 5 instead of 10" in caplog.text
+  assert int(state.step) == 15
+
+
+def test_a_flipped_bit_with_its_digest_deleted_is_not_restored_silently(two_epochs, caplog):
+  data_dir, wd = two_epochs
+  files = [f for f in (wd / "checkpoints" / "10").rglob("*") if f.is_file()]
+  largest = max(files, key=lambda f: f.stat().st_size)
+  blob = bytearray(largest.read_bytes())
+  blob[len(blob) // 2] ^= 0x10
+  largest.write_bytes(bytes(blob))
+  (wd / "checkpoints" / "digests" / "10.json").unlink()
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
+  assert "Checkpoint(s) 10" in caplog.text and "no digest file" in caplog.text
   assert "Resumed from checkpoint 5 instead of 10" in caplog.text
   assert int(state.step) == 15
 
@@ -190,10 +204,25 @@ def test_every_field_that_changes_the_run_is_compared(fake_cifar10, tmp_path, fi
   wd.mkdir()
   saved = small_config(data_dir).to_dict()
   (wd / "config.json").write_text(json.dumps(saved))
+  (wd / "checkpoints" / "5").mkdir(parents=True)  # a run to resume; compared before it is read
   group, name = field.split(".")
   with pytest.raises(WorkdirError, match=f"{field}: {saved[group][name]!r} -> {value!r}"):
     train.train_and_evaluate(small_config(data_dir, **{field: value}), wd)
   assert json.loads((wd / "config.json").read_text()) == saved
+
+
+def test_checkpoints_refuse_another_run_when_config_json_is_gone(two_epochs):
+  data_dir, wd = two_epochs
+  (wd / "config.json").unlink()
+  other = small_config(data_dir, num_epochs=3, activation="tanh", learning_rate=3e-4)
+  with pytest.raises(WorkdirError) as err:
+    train.train_and_evaluate(other, wd)
+  msg = str(err.value)
+  assert "model.activation: 'relu' -> 'tanh'" in msg and "0.001 -> 0.0003" in msg
+  assert "checkpoints/run_config.json" in msg
+  assert not (wd / "config.json").exists()
+  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)  # the same run
+  assert int(state.step) == 15
 
 
 def test_config_json_is_written_only_after_the_checkpoint_restores(two_epochs):
@@ -255,13 +284,50 @@ def test_workdir_tilde_is_expanded_and_unusable_ones_are_refused(tmp_path, monke
 
 
 def test_ctrl_c_before_training_starts_interrupts_at_once():
-  with faults.StopRequests() as stop:
+  with faults.StopRequests():
     with pytest.raises(KeyboardInterrupt):
       signal.raise_signal(signal.SIGINT)
       time.sleep(1)  # a swallowed signal ends up here
+  with faults.StopRequests() as stop:
+    signal.raise_signal(signal.SIGTERM)  # recorded, never raised into XLA or orbax
+    time.sleep(0.1)
     with pytest.raises(faults.Preempted, match="before training started"):
-      signal.raise_signal(signal.SIGTERM)
-      time.sleep(1)
+      stop.check()  # between the stages of preparing the run
+  with faults.StopRequests() as stop:
+    with pytest.raises(faults.Preempted, match="before training started"):
+      with stop.interruptible():  # a download: at once
+        signal.raise_signal(signal.SIGTERM)
+        time.sleep(1)
+  with faults.StopRequests() as stop:
     stop.arm()
     signal.raise_signal(signal.SIGINT)  # now a request to save and stop
     assert stop.signum == signal.SIGINT
+
+
+def test_a_resumed_preemption_logs_the_same_intervals_and_a_1_based_epoch(fake_cifar10, tmp_path):
+  data_dir, _ = fake_cifar10
+  config = small_config(data_dir, num_epochs=2)
+  train.train_and_evaluate(config, tmp_path / "straight")
+  real_after_step = train._Loop._after_step
+
+  def sigterm_after_step_8(self, epoch, i, stop):
+    if self.step == 8:  # mid-interval: intervals end at steps 7 and 9 of epoch 2
+      os.kill(os.getpid(), signal.SIGTERM)
+    return real_after_step(self, epoch, i, stop)
+
+  wd = tmp_path / "wd"
+  with pytest.MonkeyPatch.context() as m:
+    m.setattr(train._Loop, "_after_step", sigterm_after_step_8)
+    with pytest.raises(faults.Preempted):
+      train.train_and_evaluate(config, wd)
+  train.train_and_evaluate(config, wd)
+  records = writers.read_metrics(wd)
+  (preempted,) = [r for r in records if r["split"] == "preempted"]
+  assert (preempted["step"], preempted["epoch"]) == (8, 2)
+
+  def intervals(d):
+    return [
+      (r["step"], r["epoch"]) for r in writers.read_metrics(d) if r["split"] == "train_interval"
+    ]
+
+  assert intervals(wd) == intervals(tmp_path / "straight")

@@ -67,6 +67,14 @@ def test_plan_refuses_another_sweep_in_the_same_folder(tmp_path):
     sweep.plan(COMPARISON + ":acts=relu+elu", seeds=[0]).save(tmp_path)
 
 
+def test_a_sweep_rerun_may_move_its_data_and_names_a_field_it_may_not_change(tmp_path):
+  sweep.plan(COMPARISON, small_overrides(tmp_path / "a"), [0]).save(tmp_path / "s")
+  sweep.plan(COMPARISON, small_overrides(tmp_path / "b"), [0]).save(tmp_path / "s")  # data moved
+  assert sweep.Plan.load(tmp_path / "s").overrides["data.data_dir"] == str(tmp_path / "b")
+  with pytest.raises(sweep.SweepError, match=r"--config.batch_size: 8 -> 16"):
+    sweep.plan(COMPARISON, small_overrides(tmp_path / "b", batch_size=16), [0]).save(tmp_path / "s")
+
+
 def _sweep_command(sweep_dir, data_dir, workers, seeds="2", **extra):
   fields = small_overrides(data_dir, **extra)
   return [
@@ -154,23 +162,50 @@ def _lock_free(path) -> bool:
     os.close(fd)
 
 
-def test_slurm_array_script_runs_one_task_per_run(fake_cifar10, tmp_path, monkeypatch):
+def test_slurm_array_script_quotes_every_path_and_runs_one_task_per_run(fake_cifar10, tmp_path):
+  """A sweep folder with a space, quotes, command substitutions and a
+  non-ASCII name: the task trains its run there and runs nothing else."""
   data_dir, _ = fake_cifar10
-  cmd = _sweep_command(tmp_path / "s", data_dir, workers=1, seeds="1", num_epochs=1)
-  out = subprocess.run(
-    [*cmd, "--launcher=slurm"], cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=120
-  )
+  marker = tmp_path / "executed"
+  sweep_dir = tmp_path / f"s p'q\"$(touch {marker})`touch {marker}`;ü"
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  for tool in ("sbatch", "scontrol"):  # each records its arguments, one per line
+    record = f'printf "{tool}\\n" >> "$0.log"; printf "%s\\n" "$@" >> "$0.log"'
+    (bin_dir / tool).write_text(f"#!/bin/bash\n{record}\n")
+    (bin_dir / tool).chmod(0o755)
+  env = python_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
+  cmd = _sweep_command(sweep_dir, data_dir, workers=1, seeds="1", num_epochs=1)
+  cmd += ["--launcher=slurm", "--submit"]
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr
-  script = tmp_path / "s/slurm/sweep.sbatch"
+  script = sweep_dir / "slurm/sweep.sbatch"
   text = script.read_text()
   assert "#SBATCH --array=0-1" in text and "scontrol requeue" in text
+  assert all(line.count("'") % 2 == 0 for line in text.splitlines() if str(sweep_dir) in line)
+  assert (bin_dir / "sbatch.log").read_text().splitlines() == [
+    "sbatch", f"--output={sweep_dir}/slurm/%A_%a.out", str(script)
+  ]  # fmt: skip
   assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
   # Task 1 of the array, run as SLURM would run it.
-  env = python_env(SLURM_ARRAY_TASK_ID="1", SLURM_ARRAY_JOB_ID="7")
+  env = dict(env, SLURM_ARRAY_TASK_ID="1", SLURM_ARRAY_JOB_ID="7")
   task = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
   assert task.returncode == 0, task.stdout + task.stderr
-  assert (tmp_path / "s/tanh/seed_0/done.json").exists()
-  assert not (tmp_path / "s/relu/seed_0").exists()
+  assert (sweep_dir / "tanh/seed_0/done.json").exists()
+  assert sorted(p.name for p in sweep_dir.iterdir()) == sorted([sweep.PLAN_FILE, "slurm", "tanh"])
+  assert not marker.exists() and not (bin_dir / "scontrol.log").exists()
+
+
+def test_a_slurm_script_refuses_a_line_break_in_a_path(tmp_path):
+  sweep_dir = tmp_path / "two\nlines"
+  sweep.plan(COMPARISON, small_overrides(tmp_path), [0], ["relu"]).save(sweep_dir)
+  with pytest.raises(sweep.SweepError, match="line break"):
+    sweep.write_slurm(sweep_dir)
+
+
+def test_sbatch_is_not_on_path(tmp_path, monkeypatch):
+  sweep.plan(COMPARISON, small_overrides(tmp_path), [0], ["relu"]).save(tmp_path / "s")
+  script = sweep.write_slurm(tmp_path / "s")
   monkeypatch.setenv("PATH", str(tmp_path / "no_slurm_here"))
   with pytest.raises(sweep.SweepError, match="sbatch is not on PATH"):
     sweep.submit_slurm(script)

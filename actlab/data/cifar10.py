@@ -96,22 +96,33 @@ def prepare(
     ) from e
 
 
-def _unreachable(url: str, timeout: float = 10.0) -> str | None:
-  """Why `url`'s server is certainly unreachable (no DNS, refused), else None.
+# How long the reachability probe waits for a connection (the server's, or
+# the proxy's when one is configured) before calling the network unreachable.
+PROBE_TIMEOUT_S = 10.0
+
+
+def _unreachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+  """Why `url`'s server (or the configured proxy) is unreachable, else None.
 
   TFDS retries a failed download for minutes; an offline machine should
-  hear at once. A slow answer is not treated as offline, and with a proxy
-  configured the proxy decides, so nothing is probed.
+  hear within `timeout` seconds: no name resolution, a refused connection,
+  no route, or no answer to the connection within `timeout`. With a proxy
+  configured for the URL's scheme (and the host not in no_proxy), the proxy
+  is probed instead of the server.
   """
   parts = urllib.parse.urlsplit(url)
-  if urllib.request.getproxies().get(parts.scheme):
-    return None
   host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+  proxy = urllib.request.getproxies().get(parts.scheme)
+  via = ""
+  if proxy and not urllib.request.proxy_bypass(host):
+    proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host, port = proxied.hostname or "", proxied.port or 80
+    via = f"the proxy {proxy} ({parts.scheme}_proxy): "
   try:
     addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
   except socket.gaierror as e:
-    return f"cannot resolve {host}: {e.strerror or e}"
-  refused = None
+    return f"{via}cannot resolve {host}: {e.strerror or e}"
+  failed = None
   for family, kind, proto, _, address in addresses:
     try:
       with socket.socket(family, kind, proto) as s:
@@ -119,10 +130,10 @@ def _unreachable(url: str, timeout: float = 10.0) -> str | None:
         s.connect(address)
       return None
     except TimeoutError:
-      return None
+      failed = f"{via}no answer from {host}:{port} within {timeout:g} s"
     except OSError as e:  # refused, no route, network unreachable
-      refused = f"cannot connect to {host}:{port}: {e.strerror or e}"
-  return refused
+      failed = f"{via}cannot connect to {host}:{port}: {e.strerror or e}"
+  return failed
 
 
 def _data_source(split: str, data_dir: Path | None):

@@ -12,6 +12,8 @@ set -euo pipefail
 # Copy this checkout (without virtual environments) to every worker.
 git archive --format=tar.gz -o /tmp/actlab.tar.gz HEAD
 gcloud compute tpus tpu-vm scp /tmp/actlab.tar.gz "$TPU":~/ --zone="$ZONE" --worker=all
+# The remote shell reads --command again: values in it are quoted for it (%q).
+printf -v shared_q '%q' "$SHARED"
 gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="
   set -e
   mkdir -p ~/actlab && tar -xzf ~/actlab.tar.gz -C ~/actlab && cd ~/actlab
@@ -19,7 +21,7 @@ gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="
   pip install -q -e '.[tpu]'
   python experiments/main.py \
     --config=experiments/configs/lenet5_cifar10.py \
-    --config.data.data_dir=$SHARED/tfds \
+    --config.data.data_dir=$shared_q/tfds \
     --config.batch_size=2048 --config.model.dtype=bfloat16 \
-    --workdir=$SHARED/actlab/lenet5_relu
+    --workdir=$shared_q/actlab/lenet5_relu
 "
