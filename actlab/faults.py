@@ -58,8 +58,8 @@ class StopRequests:
   Until `arm()` (while data loads and the state is built) there is nothing to
   save: SIGINT interrupts at once (KeyboardInterrupt) and SIGTERM raises
   `Preempted` with no step. After it, a second signal while the first is
-  being handled interrupts at once. Installed only in the main thread (Python
-  allows handlers nowhere else).
+  being handled interrupts at once, except a repeated SIGTERM. Installed only
+  in the main thread (Python allows handlers nowhere else).
   """
 
   def __init__(self):
@@ -78,6 +78,12 @@ class StopRequests:
         raise Preempted(None, signum)
       raise KeyboardInterrupt
     if self.signum is not None:
+      # A scheduler's SIGTERM reaches a job's processes along several paths
+      # (SLURM signals every process of the job, the batch script forwards it
+      # too): a repeated SIGTERM is the same request. Any other second signal
+      # (Ctrl-C again) interrupts at once.
+      if signum == self.signum == signal.SIGTERM:
+        return
       raise KeyboardInterrupt
     self.signum = signum
     logging.warning("%s received: saving after this step.", signal.Signals(signum).name)

@@ -265,3 +265,16 @@ def test_ctrl_c_before_training_starts_interrupts_at_once():
     stop.arm()
     signal.raise_signal(signal.SIGINT)  # now a request to save and stop
     assert stop.signum == signal.SIGINT
+
+
+def test_a_repeated_sigterm_is_one_request_to_save_and_a_second_ctrl_c_interrupts():
+  # SLURM's requeue signals every process of the job, and the batch script
+  # forwards the same SIGTERM: both must lead to one save, not an interrupt.
+  with faults.StopRequests() as stop:
+    stop.arm()
+    signal.raise_signal(signal.SIGTERM)
+    signal.raise_signal(signal.SIGTERM)
+    assert stop.signum == signal.SIGTERM
+    with pytest.raises(KeyboardInterrupt):
+      signal.raise_signal(signal.SIGINT)
+      time.sleep(1)
