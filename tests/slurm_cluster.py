@@ -22,6 +22,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from actlab.sweep import _die_with_parent
+
 PROGRAMS = (
   "munged",
   "slurmctld",
@@ -222,7 +224,10 @@ class SlurmCluster:
       stdin=subprocess.DEVNULL,
       stdout=open(self.root / f"{name}.out", "wb"),  # noqa: SIM115  (the daemon owns it)
       stderr=subprocess.STDOUT,
-      start_new_session=True,  # a Ctrl-C in the test run reaches the daemons through stop()
+      # Ctrl-C in the test run reaches the daemons through stop(), in order;
+      # a test run killed outright takes them with it (SIGTERM on its death).
+      start_new_session=True,
+      preexec_fn=_die_with_parent,
     )
     self._daemons.append((name, proc))
 
