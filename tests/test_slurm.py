@@ -55,7 +55,7 @@ def _wait_for(predicate, what: str, timeout: float = JOB_TIMEOUT_S) -> None:
 
 
 def _mid_training(workdir: Path) -> bool:
-  """A checkpoint is on disk and training goes on (no final evaluation yet)."""
+  """A checkpoint is on disk: the run is training and can save on a signal."""
   return any(p.name.isdigit() for p in (workdir / "checkpoints").glob("[0-9]*"))
 
 
@@ -64,7 +64,10 @@ def _requeued(cluster, job_id: str) -> bool:
   job = cluster.job(job_id)
   if job["JobState"] != "PENDING" or job["Restarts"] == "0":
     return False
-  # A requeued job waits ~2 minutes (its begin time) before it may start again.
+  # A requeued job waits ~2 minutes (its begin time) before it may start
+  # again. Not released at once: slurmd refuses a launch whose credential
+  # dates from the second the old one was revoked in ("Job credential revoked").
+  time.sleep(2)
   cluster.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
   return True
 
@@ -140,6 +143,8 @@ def slurm_sweep(slurm_cluster, fake_cifar10_large, tmp_path_factory):
       *sweep_command(sweep_dir, data_dir, workers=1, seeds="1", **FIELDS),
       "--launcher=slurm",
       "--submit",
+      # Requeued tasks append to their output: the first attempt's stays.
+      "--sbatch=--open-mode=append",
     ],
     cwd=ROOT,
     env=_job_env(slurm_cluster),
@@ -166,13 +171,18 @@ def test_sweep_array_runs_every_task_as_the_local_executor_does(slurm_sweep, loc
     _same_training(sweep_dir / name, local_sweep / name)
 
 
-def test_a_requeued_array_task_saves_exits_75_and_resumes_bit_identically(slurm_sweep):
+def test_a_requeued_array_task_saves_stops_and_resumes_bit_identically(slurm_sweep):
   sweep_dir, tasks = slurm_sweep
   restarts = {t["ArrayTaskId"]: t["Restarts"] for t in tasks}
   assert restarts == {"0": "1", "1": "0"}
   step = _preempted_then_resumed(sweep_dir / RUNS[0])
   (log,) = (sweep_dir / "slurm").glob("*_0.out")
-  assert f"Resuming from checkpoint {step}" in log.read_text(), log.read_text()[-3000:]
+  text = log.read_text()
+  # The first attempt saved at the step it stopped at (the preempted exit),
+  # and the second started there.
+  _, second = text.split("Stopped by SIGTERM", 1)
+  assert f"after step {step}" in second.splitlines()[0], text[-3000:]
+  assert f"Resuming from checkpoint {step}" in second, text[-3000:]
   # The bit-identity to the uninterrupted local run is the test above.
 
 
