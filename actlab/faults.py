@@ -116,7 +116,8 @@ class StopRequests:
   through XLA's compiler or orbax's threads leaves them broken and the
   process segfaults when it exits. Inside `interruptible()` (a download,
   plain Python waiting on the network) SIGTERM raises at once. After `arm()`
-  a second signal while the first is being handled interrupts at once.
+  a second signal while the first is being handled interrupts at once,
+  except a repeated SIGTERM (the same request along another path).
   Installed only in the main thread (Python allows handlers nowhere else).
   """
 
@@ -158,6 +159,12 @@ class StopRequests:
       logging.warning("%s received: stopping before training starts.", signal.Signals(signum).name)
       return
     if self.signum is not None:
+      # A scheduler's SIGTERM reaches a job's processes along several paths
+      # (SLURM signals every process of the job, the batch script forwards it
+      # too): a repeated SIGTERM is the same request. Any other second signal
+      # (Ctrl-C again) interrupts at once.
+      if signum == self.signum == signal.SIGTERM:
+        return
       raise KeyboardInterrupt
     self.signum = signum
     logging.warning("%s received: saving after this step.", signal.Signals(signum).name)

@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -165,3 +166,65 @@ def fake_cifar10(tmp_path_factory):
 def fake_cifar10_large(tmp_path_factory):
   """320 train, 64 test images: long enough runs to interrupt mid-epoch."""
   return _imported(tmp_path_factory, "fake_cifar10_large", per_batch=64)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+  """A live single-node SLURM cluster (tests/slurm_cluster.py) for the session.
+
+  Skipped where the SLURM and munge programs are absent or the tests do not
+  run as root; `.ci/run` installs them, so CI always runs these tests.
+  """
+  from slurm_cluster import SlurmCluster, missing
+
+  absent = missing()
+  if absent:
+    pytest.skip(
+      f"SLURM is not installed (no {', '.join(absent)}); as root: apt-get install slurm-wlm munge"
+    )
+  if os.geteuid() != 0:
+    pytest.skip("the test SLURM cluster runs munged, slurmctld and slurmd as root; run as root")
+  cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+  yield cluster
+  cluster.stop()
+
+
+def two_process_args(data_dir, workdir, epochs: int) -> list[str]:
+  """The multi-process tests' run: batch 16 on the 320-image fake CIFAR-10."""
+  return experiment_args(data_dir, workdir, batch_size=16, num_epochs=epochs, log_every_steps=5)
+
+
+def run_two_processes(data_dir, workdir, epochs: int) -> list[tuple[str, str]]:
+  """Two processes of two CPU devices each, joined on loopback; (stdout, stderr) each."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        *two_process_args(data_dir, workdir, epochs),
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+      ],
+      cwd=ROOT,
+      env=python_env(JAX_NUM_CPU_DEVICES="2"),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  outs = [p.communicate(timeout=400) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-4000:]
+  return outs
+
+
+@pytest.fixture(scope="session")
+def two_process_run(fake_cifar10_large, tmp_path_factory):
+  """2 epochs by two processes on loopback: (workdir, [(stdout, stderr)] per process)."""
+  data_dir, _ = fake_cifar10_large
+  workdir = tmp_path_factory.mktemp("two_processes")
+  return workdir, run_two_processes(data_dir, workdir, epochs=2)

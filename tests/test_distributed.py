@@ -2,7 +2,6 @@
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 
@@ -10,7 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import NUM_TEST_DEVICES, ROOT, experiment_args, python_env
+from conftest import (
+  NUM_TEST_DEVICES,
+  ROOT,
+  python_env,
+  run_two_processes,
+  two_process_args,
+)
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from test_train import small_config
@@ -89,44 +94,9 @@ def test_bfloat16_compute_keeps_float32_params(fake_cifar10, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _args(data_dir, workdir, epochs):
-  return experiment_args(data_dir, workdir, batch_size=16, num_epochs=epochs, log_every_steps=5)
-
-
-def _two_processes(data_dir, workdir, epochs):
-  port = _free_port()
-  procs = [
-    subprocess.Popen(
-      [
-        sys.executable,
-        *_args(data_dir, workdir, epochs),
-        f"--coordinator_address=127.0.0.1:{port}",
-        "--num_processes=2",
-        f"--process_id={i}",
-      ],
-      cwd=ROOT,
-      env=python_env(JAX_NUM_CPU_DEVICES="2"),
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-    )
-    for i in range(2)
-  ]
-  outs = [p.communicate(timeout=400) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-4000:]
-  return outs
-
-
 def _one_process(data_dir, workdir, epochs, devices="1"):
   out = subprocess.run(
-    [sys.executable, *_args(data_dir, workdir, epochs)],
+    [sys.executable, *two_process_args(data_dir, workdir, epochs)],
     cwd=ROOT,
     env=python_env(JAX_NUM_CPU_DEVICES=devices),
     capture_output=True,
@@ -151,11 +121,10 @@ def single_process_run(fake_cifar10_large, tmp_path_factory):
 
 
 def test_two_processes_match_one_and_only_process_zero_writes(
-  fake_cifar10_large, single_process_run, tmp_path
+  fake_cifar10_large, single_process_run, two_process_run
 ):
   data_dir, _ = fake_cifar10_large
-  wd = tmp_path / "two"
-  (out0, _), (out1, _) = _two_processes(data_dir, wd, epochs=2)
+  wd, ((out0, _), (out1, _)) = two_process_run
   assert "Total params: 697,046" in out0 and "Epoch 2/2" in out0
   # Process 1 prints nothing of its own (gloo's connection notes aside).
   assert [ln for ln in out1.splitlines() if not ln.startswith("[Gloo]")] == []
@@ -176,7 +145,7 @@ def test_two_processes_match_one_and_only_process_zero_writes(
 def test_checkpoints_move_between_two_processes_and_one(fake_cifar10_large, tmp_path):
   data_dir, _ = fake_cifar10_large
   a = tmp_path / "two_then_one"
-  _two_processes(data_dir, a, epochs=1)
+  run_two_processes(data_dir, a, epochs=1)
   out = _one_process(data_dir, a, epochs=2)
   assert "Resuming from checkpoint 20" in out.stderr
   _, state = _params(a, data_dir)
@@ -184,7 +153,7 @@ def test_checkpoints_move_between_two_processes_and_one(fake_cifar10_large, tmp_
 
   b = tmp_path / "one_then_two"
   _one_process(data_dir, b, epochs=1, devices="4")
-  outs = _two_processes(data_dir, b, epochs=2)
+  outs = run_two_processes(data_dir, b, epochs=2)
   assert "Resuming from checkpoint 20" in outs[0][1]
   _, state = _params(b, data_dir)
   assert int(state.step) == 40 and int(state.epoch) == 2

@@ -331,3 +331,16 @@ def test_a_resumed_preemption_logs_the_same_intervals_and_a_1_based_epoch(fake_c
     ]
 
   assert intervals(wd) == intervals(tmp_path / "straight")
+
+
+def test_a_repeated_sigterm_is_one_request_to_save_and_a_second_ctrl_c_interrupts():
+  # SLURM's requeue signals every process of the job, and the batch script
+  # forwards the same SIGTERM: both must lead to one save, not an interrupt.
+  with faults.StopRequests() as stop:
+    stop.arm()
+    signal.raise_signal(signal.SIGTERM)
+    signal.raise_signal(signal.SIGTERM)
+    assert stop.signum == signal.SIGTERM
+    with pytest.raises(KeyboardInterrupt):
+      signal.raise_signal(signal.SIGINT)
+      time.sleep(1)

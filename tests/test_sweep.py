@@ -67,15 +67,8 @@ def test_plan_refuses_another_sweep_in_the_same_folder(tmp_path):
     sweep.plan(COMPARISON + ":acts=relu+elu", seeds=[0]).save(tmp_path)
 
 
-def test_a_sweep_rerun_may_move_its_data_and_names_a_field_it_may_not_change(tmp_path):
-  sweep.plan(COMPARISON, small_overrides(tmp_path / "a"), [0]).save(tmp_path / "s")
-  sweep.plan(COMPARISON, small_overrides(tmp_path / "b"), [0]).save(tmp_path / "s")  # data moved
-  assert sweep.Plan.load(tmp_path / "s").overrides["data.data_dir"] == str(tmp_path / "b")
-  with pytest.raises(sweep.SweepError, match=r"--config.batch_size: 8 -> 16"):
-    sweep.plan(COMPARISON, small_overrides(tmp_path / "b", batch_size=16), [0]).save(tmp_path / "s")
-
-
-def _sweep_command(sweep_dir, data_dir, workers, seeds="2", **extra):
+def sweep_command(sweep_dir, data_dir, workers, seeds="2", **extra):
+  """`scripts/sweep.py` of relu and tanh on `small_overrides`, as a command line."""
   fields = small_overrides(data_dir, **extra)
   return [
     sys.executable,
@@ -95,7 +88,7 @@ def _eval_epochs(run_dir):
 def test_local_sweep_runs_in_parallel_pairs_seeds_and_skips_finished(fake_cifar10, tmp_path):
   data_dir, _ = fake_cifar10
   out = subprocess.run(
-    _sweep_command(tmp_path / "s", data_dir, workers=2),
+    sweep_command(tmp_path / "s", data_dir, workers=2),
     cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=600,
   )
   assert out.returncode == 0, out.stdout + out.stderr
@@ -115,7 +108,7 @@ def test_local_sweep_runs_in_parallel_pairs_seeds_and_skips_finished(fake_cifar1
   assert not np.array_equal(rng["relu/seed_0"], rng["relu/seed_1"])
   before = (tmp_path / "s/relu/seed_0/metrics.jsonl").read_bytes()
   again = subprocess.run(
-    _sweep_command(tmp_path / "s", data_dir, workers=2),
+    sweep_command(tmp_path / "s", data_dir, workers=2),
     cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=300,
   )
   assert again.returncode == 0 and "4 finished before, 0 to run" in again.stdout, again.stdout
@@ -124,7 +117,7 @@ def test_local_sweep_runs_in_parallel_pairs_seeds_and_skips_finished(fake_cifar1
 
 def test_killed_sweep_resumes_without_losing_or_repeating_runs(fake_cifar10_large, tmp_path):
   data_dir, _ = fake_cifar10_large
-  cmd = _sweep_command(
+  cmd = sweep_command(
     tmp_path / "s", data_dir, workers=1, seeds="1",
     train_split="train[:256]", eval_split="train[256:]", checkpoint_every_steps=2,
   )
@@ -175,7 +168,7 @@ def test_slurm_array_script_quotes_every_path_and_runs_one_task_per_run(fake_cif
     (bin_dir / tool).write_text(f"#!/bin/bash\n{record}\n")
     (bin_dir / tool).chmod(0o755)
   env = python_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
-  cmd = _sweep_command(sweep_dir, data_dir, workers=1, seeds="1", num_epochs=1)
+  cmd = sweep_command(sweep_dir, data_dir, workers=1, seeds="1", num_epochs=1)
   cmd += ["--launcher=slurm", "--submit"]
   out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr
