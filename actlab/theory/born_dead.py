@@ -35,9 +35,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from actlab.theory.functions import elementwise
 
 # fan_in, fan_out, rng, size -> kernels of shape (size, fan_in, fan_out)
 INITS: dict[str, Callable[..., np.ndarray]] = {
@@ -69,6 +72,10 @@ class BornDead:
   exact_check: bool  # True: the +-1 check; False: `inputs` sampled points
   inputs: int
   bounds: tuple[float, float] | None  # born_dead_bounds where they apply
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+  return np.maximum(x, 0.0)
 
 
 def born_dead_bounds(width: int, depth: int) -> tuple[float, float]:
@@ -107,13 +114,16 @@ def born_dead_probability(
     asymmetric: bool = False,
     seed: int = 0,
     confidence: float = 0.95,
+    activation: Any = "relu",
 ) -> BornDead:
-  """The fraction of `trials` random ReLU networks (`depth` hidden layers of
+  """The fraction of `trials` random networks (`depth` hidden layers of
   `width` units, `input_dim` inputs) that are constant at initialisation,
   with its Clopper-Pearson interval.
 
   Weights from `init` ('he_normal' or 'glorot_uniform'), biases from
   N(0, bias_std^2); `asymmetric=True` draws both by RAI instead.
+  `activation` is relu by default; any other elementwise activation (spec
+  or function) is checked on sampled inputs, never by the exact +-1 rule.
   """
   if init not in INITS:
     raise ValueError(f"init must be one of {sorted(INITS)}, got {init!r}.")
@@ -124,7 +134,9 @@ def born_dead_probability(
   if not bias_std >= 0:
     raise ValueError(f"bias_std is a standard deviation >= 0, got {bias_std!r}.")
   rng = np.random.default_rng(seed)
-  exact = input_dim == 1 and bias_std == 0 and not asymmetric
+  is_relu = isinstance(activation, str) and activation == "relu"
+  phi = _relu if is_relu else elementwise(activation).f
+  exact = is_relu and input_dim == 1 and bias_std == 0 and not asymmetric
   dead = 0
   for start in range(0, trials, _CHUNK):
     size = min(_CHUNK, trials - start)
@@ -135,7 +147,7 @@ def born_dead_probability(
     h, n_in = x, input_dim
     for _ in range(depth):
       w, b = _layer(rng, init, n_in, width, size, bias_std, asymmetric)
-      h = np.maximum(np.einsum("tbi,tij->tbj", h, w) + b[:, None, :], 0.0)
+      h = phi(np.einsum("tbi,tij->tbj", h, w) + b[:, None, :])
       n_in = width
     if exact:
       dead += int(np.sum(~np.any(h > 0, axis=(1, 2))))

@@ -327,7 +327,8 @@ def critical_weight_var(
     if math.isfinite(fa) and (fa < 0) != (fb < 0):
       if not math.isfinite(fb):
         b = _last_finite(excess, a, b)
-      return float(optimize.brentq(excess, a, b, xtol=1e-14, rtol=1e-12, maxiter=200))
+      root = float(optimize.brentq(excess, a, b, xtol=1e-14, rtol=1e-12, maxiter=200))
+      return _continuous(act.name, bias_var, root, excess)
   ends = ", ".join(
       f"chi_1({s:g}) = {math.exp(v):.4g}" if math.isfinite(v) else f"chi_1({s:g}) undefined"
       for s, v in ((lo, values[0]), (hi, values[-1]))
@@ -335,6 +336,23 @@ def critical_weight_var(
   raise NoCriticalPoint(
       f"No weight variance in [{lo:g}, {hi:g}] makes chi_1 = 1 for {act.name} at"
       f" bias_var={bias_var:g} ({ends}). Widen search= or choose another bias_var."
+  )
+
+
+def _continuous(name: str, bias_var: float, root: float, excess) -> float:
+  """`root` if chi_1 = 1 there; else chi_1 jumps across 1 (the fixed point
+  reached from q0 jumps, e.g. from 0 to a finite q*), and that is said."""
+  at = excess(root)
+  if abs(at) <= 10 * CRITICAL_TOL:
+    return root
+  below, above = excess(root * (1 - 1e-9)), excess(root * (1 + 1e-9))
+  show = lambda v: f"{math.exp(v):.4g}" if math.isfinite(v) else "undefined"  # noqa: E731
+  raise NoCriticalPoint(
+      f"chi_1 of {name} at bias_var={bias_var:g} jumps across 1 at weight_var ~"
+      f" {root:.6g} (from {show(below)} to {show(above)}): the length map's fixed point"
+      " reached from q0 jumps there, so no weight variance gives chi_1 = 1. The"
+      " order-to-chaos transition is discontinuous; choose a weight variance on the"
+      " ordered side of it, or another bias_var or q0."
   )
 
 
