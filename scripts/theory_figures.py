@@ -46,7 +46,8 @@ SCATTER_POINTS = [
 def curve(fig_dir: Path) -> dict:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  sb2s = np.linspace(0.0, 0.3, 16)
+  # The line is steep near sb2 = 0 (sw2 = 1 there, 1.42 at 0.01): a log grid.
+  sb2s = np.concatenate([[0.0], np.geomspace(1e-4, 0.3, 20)])
   line = [theory.critical_weight_var("tanh", float(b)) for b in sb2s]
   sw2s = np.linspace(0.5, 4.0, 36)
   rows = [theory.signal_propagation("tanh", float(w), 0.05) for w in sw2s]
@@ -56,7 +57,7 @@ def curve(fig_dir: Path) -> dict:
   a.plot([1.0], [0.0], "o", ms=9, mfc="none", label="(1, 0): tanh'(0) = 1")
   a.plot([1.76], [0.05], "s", ms=9, mfc="none", label="(1.76, 0.05): Schoenholz et al.")
   a.set(xlabel="sigma_w^2", ylabel="sigma_b^2", title="tanh: order-to-chaos line")
-  a.text(1.2, 0.25, "ordered"), a.text(3.0, 0.05, "chaotic")
+  a.text(1.2, 0.25, "ordered"), a.text(2.2, 0.05, "chaotic")
   a.legend(fontsize=8)
   xi = [r.xi_c if r.xi_c is not None and math.isfinite(r.xi_c) else np.nan for r in rows]
   b.semilogy(sw2s, xi, "-", label="xi_c (actlab.theory)")
@@ -204,13 +205,17 @@ def agreement(rows: list[dict]) -> list[str]:
 def page(data: dict, figures: Path, out: Path) -> str:
   rel = Path("figures") / figures.name if out.parent.name == "docs" else figures
   curve_ = data.get("curve", {})
-  line = {round(b, 4): w for b, w in curve_.get("critical_line", [])}
+  pairs = curve_.get("critical_line", [])
+  line = dict(pairs)
+  shown = pairs[::4] + ([pairs[-1]] if (len(pairs) - 1) % 4 else [])
+  secs = ", ".join(f"{k} {v:.0f} s" for k, v in data.get("seconds", {}).items())
+  commands = data.get("commands", {})
+  made = "; ".join(f"{part}: `{cmd}`" for part, cmd in commands.items())
   lines = [
       "# Signal propagation: the theory against the papers and against networks",
       "",
-      f"Made by `{data['command']}` ({', '.join(f'{k} {v:.0f} s' for k, v in"
-      " data.get('seconds', {}).items())} on 2 shared CPU cores). The numbers are in"
-      f" `{figures / 'theory.json'}`.",
+      f"Made by {made} ({secs} on 2 shared CPU cores). The numbers are"
+      f" in `{figures / 'theory.json'}`.",
       "",
       "`actlab.theory.signal_propagation(activation, weight_var, bias_var)` computes the"
       " mean-field quantities of Poole et al. 2016 and Schoenholz et al. 2017 for any"
@@ -225,19 +230,19 @@ def page(data: dict, figures: Path, out: Path) -> str:
       "- The critical line of tanh starts at (σ_w², σ_b²) = (1, 0): exact, since"
       " tanh'(0) = 1 and q* = 0 there. actlab: critical σ_w² at σ_b² = 0 is"
       f" {line.get(0.0, float('nan')):.10f}.",
-      "- At σ_b² = 0.05, the value at which Schoenholz et al. run their tanh"
-      " experiments, the text and the phase-diagram figure of the paper put the"
-      " critical point at σ_w² ≈ 1.76 (read off the paper, two decimals). actlab:"
+      "- At σ_b² = 0.05, where Schoenholz et al. run their tanh experiments, the"
+      " paper places the critical point at σ_w² ≈ 1.76. This value is quoted from"
+      " memory of the paper, to two decimals: the paper's text was not at hand when"
+      " this page was made, so treat it as a check to that precision only. actlab:"
       f" {curve_.get('critical_at_sb2_0.05', float('nan')):.4f}.",
       "- ξ_c diverges at the critical point (the paper's depth-scale figure, plotted"
       " against σ_w² at σ_b² = 0.05); actlab's ξ_c is finite on both sides and"
       " ∞ only at χ₁ = 1. No other numbers were read from the paper: its curves are"
       " not tabulated, and this page does not pretend to more than these points.",
       "",
-      "| σ_b² | " + " | ".join(f"{b:g}" for b in list(line)[::3]) + " |",
-      "|---|" + "---:|" * len(list(line)[::3]),
-      "| critical σ_w² (actlab) | " + " | ".join(f"{w:.4f}" for w in list(line.values())[::3])
-      + " |",
+      "| σ_b² | " + " | ".join(f"{b:.3g}" for b, _ in shown) + " |",
+      "|---|" + "---:|" * len(shown),
+      "| critical σ_w² (actlab) | " + " | ".join(f"{w:.4f}" for _, w in shown) + " |",
       "",
       "## Phase diagram",
       "",
@@ -266,6 +271,13 @@ def page(data: dict, figures: Path, out: Path) -> str:
         " `signal_propagation(act, σ_w², σ_b², q0=σ_w² + σ_b²)`.",
         "",
         *agreement(sc["rows"]),
+        "",
+        "The large differences are where q* = 0 (gelu and silu at σ_w² = 2, tanh and"
+        " elu at (1, 0)): the prediction is χ₁ at q* = 0, which q approaches only"
+        " over many layers (geometrically for gelu and silu, algebraically for tanh"
+        " and elu at the critical (1, 0)), so a network of finite depth measures"
+        " χ₁ at q > q*. The deeper the network, the closer it comes (gelu: -0.08,"
+        " -0.33, -0.49 at depths 10, 30, 50 against -0.69).",
         "",
         "| activation | σ_w² | σ_b² | depth | predicted ln χ₁ | measured (mean over seeds) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -302,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
       raise SystemExit(f"--parts takes curve, phase, scatter; got {part!r}.")
     data.setdefault("seconds", {})[part] = time.time() - t0
     print(f"{part}: {time.time() - t0:.0f} s", flush=True)
-  data["command"] = " ".join(
-      ["python scripts/theory_figures.py", *map(shlex.quote, sys.argv[1:] if argv is None
-                                                else argv)])
+  command = " ".join(["python scripts/theory_figures.py",
+                      *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+  for part in filter(None, args.parts.split(",")):
+    data.setdefault("commands", {})[part] = command
   data_path.write_text(json.dumps(data, indent=1) + "\n")
   args.out.write_text(page(data, args.figures, args.out))
   return 0

@@ -168,3 +168,17 @@ def test_asymmetric_initialisation_keeps_narrow_deep_nets_alive():
   sym = theory.born_dead_probability(3, 20, trials=400, inputs=64, bias_std=0.1, seed=0)
   rai = theory.born_dead_probability(3, 20, trials=400, inputs=64, asymmetric=True, seed=0)
   assert rai.ci[1] < sym.ci[0], (rai, sym)
+
+
+def test_a_jump_of_chi_1_across_one_is_not_called_critical():
+  # From unit-variance inputs gelu's q* jumps from 0 (chi_1 = sw2 / 4) to a
+  # finite value with chi_1 > 1: there is no weight variance with chi_1 = 1.
+  with pytest.raises(theory.NoCriticalPoint, match="jumps across 1"):
+    theory.critical_weight_var("gelu")
+
+
+def test_born_dead_takes_other_activations_on_sampled_inputs():
+  smooth = theory.born_dead_probability(2, 10, trials=200, inputs=16, activation="tanh")
+  assert not smooth.exact_check and smooth.dead == 0
+  relu6 = theory.born_dead_probability(2, 10, trials=200, inputs=16, activation="relu6")
+  assert relu6.dead > 100  # as dead as relu: relu6 is relu near 0

@@ -28,6 +28,7 @@ phi, so jumps (threshold, hard_shrink) are differentiated correctly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -310,6 +311,19 @@ def critical_weight_var(
   (a ValueError) with chi_1 at the ends of the range when there is none.
   """
   _check_variances(1.0, bias_var)
+  if isinstance(activation, str):  # specs are values: the answer can be kept
+    return _critical_for_spec(activation, float(bias_var), tuple(search), float(q0))
+  return _critical(activation, bias_var, search, q0)
+
+
+@functools.lru_cache(maxsize=256)
+def _critical_for_spec(spec: str, bias_var: float, search: tuple[float, float],
+                       q0: float) -> float:
+  return _critical(spec, bias_var, search, q0)
+
+
+def _critical(activation: Any, bias_var: float, search: tuple[float, float],
+              q0: float) -> float:
   lo, hi = search
   if not 0 < lo < hi:
     raise ValueError(f"search is a range 0 < low < high of weight variances, got {search}.")
