@@ -43,7 +43,7 @@ from actlab.theory.functions import Elementwise, elementwise
 Q_MAX = 1e12
 Q_MIN = 1e-30
 # Where q* -> 0 or q* -> inf, chi_1 is its limit, evaluated here.
-Q_SMALL = 1e-24
+Q_SMALL = 1e-40
 Q_LARGE = 1e8
 # Expectations this far off (relative to E[|g|]) are refused.
 ACCURACY = 1e-8
@@ -200,7 +200,7 @@ def _depth_scale(slope: float | None) -> float | None:
   if slope is None or not math.isfinite(slope):
     return None
   a = abs(slope)
-  if a >= 1.0 - 1e-12:
+  if a >= 1.0 - CRITICAL_TOL:  # critical (as `phase` says) or growing
     return math.inf if a <= 1.0 + CRITICAL_TOL else None
   return -1.0 / math.log(a) if a > 0 else 0.0
 
