@@ -174,7 +174,7 @@ def test_a_jump_of_chi_1_across_one_is_not_called_critical():
   # From unit-variance inputs gelu's q* jumps from 0 (chi_1 = sw2 / 4) to a
   # finite value with chi_1 > 1: there is no weight variance with chi_1 = 1.
   with pytest.raises(theory.NoCriticalPoint, match="jumps across 1"):
-    theory.critical_weight_var("gelu")
+    theory.critical_weight_var("gelu", search=(1.5, 4.0))
 
 
 def test_born_dead_takes_other_activations_on_sampled_inputs():

@@ -333,7 +333,7 @@ def _critical(activation: Any, bias_var: float, search: tuple[float, float],
     chi = gradient_growth(act, sw2, bias_var, q0=q0)
     return math.inf if chi is None else math.log(chi)
 
-  grid = np.geomspace(lo, hi, 17)
+  grid = np.geomspace(lo, hi, 13)
   values = [excess(s) for s in grid]
   for a, b, fa, fb in zip(grid[:-1], grid[1:], values[:-1], values[1:]):
     if fa == 0:
