@@ -38,36 +38,24 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-INITS = {
-  "he_normal": lambda rng, n_in, n_out: rng.normal(0, np.sqrt(2 / n_in), (n_in, n_out)),
-  "glorot_uniform": lambda rng, n_in, n_out: rng.uniform(
-    -np.sqrt(6 / (n_in + n_out)), np.sqrt(6 / (n_in + n_out)), (n_in, n_out)
-  ),
-}
+from actlab import theory  # noqa: E402
+
+INITS = tuple(theory.born_dead.INITS)
 
 
 def born_dead_probability(depth: int, width: int, trials: int, init: str, seed: int) -> dict:
   """Fraction of `trials` ReLU nets (1 input, `depth` hidden layers of
-  `width`, zero biases) that are constant functions at initialisation."""
-  rng = np.random.default_rng(seed)
-  # Inputs +1 and -1 for every trial at once: h has shape (trials, 2, width).
-  w0 = INITS[init](rng, 1, width * trials).reshape(trials, 1, width)
-  x = np.array([1.0, -1.0]).reshape(1, 2, 1)
-  h = np.maximum(x * w0, 0.0)
-  for _ in range(depth - 1):
-    w = np.stack([INITS[init](rng, width, width) for _ in range(trials)])
-    h = np.maximum(np.einsum("tbi,tij->tbj", h, w), 0.0)
-  dead = ~np.any(h > 0, axis=(1, 2))
-  k = int(dead.sum())
-  ci = stats.binomtest(k, trials).proportion_ci(confidence_level=0.95)
+  `width`, zero biases) that are constant functions at initialisation
+  (`actlab.theory.born_dead_probability`, exact +-1 check)."""
+  r = theory.born_dead_probability(width, depth, trials=trials, init=init, seed=seed)
   return {
     "depth": depth,
     "width": width,
     "init": init,
     "trials": trials,
-    "born_dead": k / trials,
-    "ci": [ci.low, ci.high],
-    "single_input_dies": 1 - (1 - 2.0**-width) ** depth,
+    "born_dead": r.probability,
+    "ci": list(r.ci),
+    "single_input_dies": r.bounds[1],
   }
 
 
