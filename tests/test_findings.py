@@ -1,0 +1,71 @@
+"""docs/findings.md and the README's results block are what
+scripts/findings.py makes of the committed runs under docs/runs."""
+
+import importlib.util
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from actlab import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "docs" / "runs"
+
+
+def _findings():
+  spec = importlib.util.spec_from_file_location("findings", ROOT / "scripts" / "findings.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope="module")
+def findings():
+  return _findings()
+
+
+def test_findings_and_readme_are_regenerated_from_the_committed_runs(findings, tmp_path):
+  readme = tmp_path / "README.md"
+  shutil.copy(ROOT / "README.md", readme)
+  out = tmp_path / "findings.md"
+  assert findings.main([f"--runs={RUNS}", f"--out={out}", f"--readme={readme}"]) == 0
+  assert out.read_text() == (ROOT / "docs" / "findings.md").read_text(), (
+    "docs/findings.md is stale: python scripts/findings.py --runs=docs/runs"
+    " --out=docs/findings.md --readme=README.md --figures=docs/figures"
+  )
+  assert readme.read_text() == (ROOT / "README.md").read_text()
+  text = out.read_text()
+  for must in ("Convergence check", "Holm p over the document |", "What these results do not show"):
+    assert must in text
+
+
+def test_sigmoid_depth_30_gradient_ratio_is_finite_and_as_predicted(findings):
+  sweep = stats.read_sweep(RUNS / "vanishing")
+  ratios = [
+    findings._log10_ratio(r, "backprop_norm", 0) for r in sweep.ok_runs("sigmoid_d30").values()
+  ]
+  assert len(ratios) >= 5 and all(math.isfinite(x) for x in ratios)
+  mean = sum(ratios) / len(ratios)
+  assert -19.5 < mean < -17.0, mean
+  # Signal propagation's prediction, no fitted parameter: within 0.5 in log10.
+  assert abs(findings.predicted_ratio("sigmoid", "glorot_uniform", 30) - mean) < 0.5
+  relu = [findings._log10_ratio(r, "backprop_norm", 0) for r in sweep.ok_runs("relu_d30").values()]
+  assert abs(findings.predicted_ratio("relu", "glorot_uniform", 30) - sum(relu) / len(relu)) < 0.2
+
+
+def test_the_weight_gradient_column_spans_the_hidden_layers_only(findings, tmp_path):
+  run = stats.Run(workdir=tmp_path, condition="x", seed=0)
+  run.records = [
+    {
+      "split": "diagnostics",
+      "step": 0,
+      "backprop_norm": {"layer_00": 1e-3, "layer_01": 1.0},
+      "grad_norm": {"layer_00": 1e-2, "layer_01": 1.0, "layer_02": 1e3},  # layer_02: output
+    }
+  ]
+  assert findings._log10_ratio(run, "grad_norm", 0) == pytest.approx(-2.0)
+  assert findings._log10_ratio(run, "backprop_norm", 0) == pytest.approx(-3.0)
+  assert re.search(r"first/last hidden", (ROOT / "docs" / "findings.md").read_text())
