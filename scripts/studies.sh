@@ -2,7 +2,7 @@
 # The studies behind docs/findings.md, in the order they were run. Each line
 # is resumable: rerunning skips finished runs and resumes interrupted ones.
 #   scripts/studies.sh RUNS_DIR TFDS_DIR [WORKERS]
-# then: python scripts/findings.py --runs=RUNS_DIR --out=docs/findings.md --readme=README.md
+# then: python scripts/findings.py --runs=RUNS_DIR --out=docs/findings.md --readme=README.md --figures=docs/figures
 set -euo pipefail
 runs=${1:?usage: scripts/studies.sh RUNS_DIR TFDS_DIR [WORKERS]}
 data=${2:?usage: scripts/studies.sh RUNS_DIR TFDS_DIR [WORKERS]}
@@ -15,6 +15,6 @@ sweep --config=experiments/configs/vanishing_gradients.py:epochs=2 --seeds=5 \
   --workdir="$runs/vanishing" \
   --only=sigmoid_d10,tanh_d10,relu_d10,relu_he_d10,sigmoid_d30,tanh_d30,relu_d30,relu_he_d30
 sweep --config=experiments/configs/proxy_comparison.py --workdir="$runs/proxy"
+sweep --config=experiments/configs/activation_comparison.py --seeds=5 --workdir="$runs/budget10"
 sweep --config=experiments/configs/learning_rates.py --seeds=5 --workdir="$runs/learning_rates"
 sweep --config=experiments/configs/factorial_confound.py --seeds=5 --workdir="$runs/factorial"
-sweep --config=experiments/configs/activation_comparison.py --seeds=5 --workdir="$runs/budget10"
