@@ -14,10 +14,11 @@ function of the same name (forward and forward+backward, median of
 `--repeats`, as a ratio); signal propagation (`actlab.theory`) under
 Glorot/LeCun (sw2 = 1), He (sw2 = 2) and the critical weight variance; the
 critical sw2 against sb2; the born-dead probability for a few widths and
-depths; and, with `--train_seeds=N`, a paired comparison against relu
-(LeNet5 on CIFAR-10, one epoch on 10% of the data: `scripts/sweep.py` and
-`actlab.stats`). A function that fails `check()` still gets a card; what
-needs a correct derivative is marked unavailable. `--index` writes
+depths; and, with `--train_seeds=N` (N >= 2), a paired comparison against
+relu (LeNet5 on CIFAR-10, the `runlocal` preset: one epoch on 4,500 images;
+`scripts/sweep.py` into OUT/train/, then `actlab.stats`). A function that
+fails `check()` still gets a card; what needs a correct derivative is marked
+unavailable. `--index` writes
 index.md, a table of the cards made by the call.
 """
 
@@ -213,18 +214,47 @@ def born_dead_section(spec: str) -> list[str]:
   return lines
 
 
+BASELINE = "relu"
+COMPARISON_CONFIG = "experiments/configs/activation_comparison.py"
+
+
+def training_command(spec: str, seeds: int, extra: list[str], work: Path) -> list[str]:
+  """The `scripts/sweep.py` command (relative to the repository) of the comparison."""
+  config = f"{COMPARISON_CONFIG}:acts={BASELINE}+{spec},runlocal"
+  return ["python", "scripts/sweep.py", f"--config={config}", f"--seeds={seeds}",
+          "--workers=auto", f"--workdir={work}", *extra]
+
+
 def training_section(spec: str, seeds: int, extra: list[str], out: Path) -> list[str]:
+  """Trains `spec` and relu at the same seeds (paired) and states the
+  difference in test accuracy with its interval."""
+  if spec.split("(")[0] == BASELINE:
+    return [f"`{spec}` is the baseline of this comparison; nothing to compare."]
   work = out / "train" / slug(spec)
-  cmd = [sys.executable, str(ROOT / "scripts/sweep.py"),
-         f"--config={ROOT / 'experiments/configs/activation_comparison.py'}"
-         f":acts=relu+{spec},runlocal", f"--seeds={seeds}", "--workers=auto",
-         f"--workdir={work}", *extra]
-  subprocess.run(cmd, check=True)
-  sweep = stats.read_sweep(work, baseline="relu")
-  comparisons = stats.compare_to_baseline(sweep.accuracies(), "relu")
-  lines = [f"`{shlex.join(cmd[1:])}` (LeNet5, one epoch on 10% of CIFAR-10)", "",
-           "| condition | seeds | difference to relu (test accuracy) | 95% interval |"
-           " paired t p |", "|---|---:|---:|---|---:|"]
+  cmd = training_command(spec, seeds, extra, work)
+  # Run from the repository with an absolute workdir, so that the relative
+  # script and config paths resolve wherever the card is made.
+  run = [sys.executable, *training_command(spec, seeds, extra, work.resolve())[1:]]
+  done = subprocess.run(run, cwd=ROOT, check=False)
+  lines = [f"`{shlex.join(cmd)}`", ""]
+  if done.returncode:
+    lines += [f"The sweep exited with status {done.returncode}: some runs failed (their"
+              f" logs are in {work}/*/seed_*/log.txt). What finished is compared below.", ""]
+  try:
+    sweep = stats.read_sweep(work, baseline=BASELINE)
+  except (OSError, ValueError) as e:
+    return [*lines, f"No runs to compare: {e}"]
+  ok = [r for c in sweep.conditions for r in sweep.ok_runs(c).values()]
+  if ok:
+    r = ok[0]
+    lines += [f"LeNet5 (the `runlocal` preset of `{COMPARISON_CONFIG}`):"
+              f" {r.field('num_epochs')} epoch(s) on `{r.field('data.train_split')}`,"
+              f" the epoch selected on `{r.field('data.eval_split')}`, tested on"
+              f" `{r.field('data.test_split')}`; seeds paired (same initialisation"
+              " stream and data order).", ""]
+  comparisons = stats.compare_to_baseline(sweep.accuracies(), BASELINE)
+  lines += [f"| condition | seeds | difference to {BASELINE} (test accuracy) | 95% interval |"
+            " paired t p |", "|---|---:|---:|---|---:|"]
   for name, c in comparisons.items():
     lines.append(f"| {name} | {c.n} | {c.mean_diff:+.4f} | [{c.ci_low:+.4f},"
                  f" {c.ci_high:+.4f}] | {c.t_p:.3g} |")
@@ -234,7 +264,7 @@ def training_section(spec: str, seeds: int, extra: list[str], out: Path) -> list
 def card(spec: str, out: Path) -> dict:
   name = slug(spec)
   command = shlex.join(["python", "scripts/card.py", f"--activation={spec}",
-                        f"--out={out}"])
+                        f"--out={out}", *train_flags()])
   target = _target(spec)
   report = activations.check(target if not isinstance(target, str) else spec,
                              name=spec)
@@ -270,6 +300,19 @@ def card(spec: str, out: Path) -> dict:
   return summary
 
 
+def check_train_seeds(n: int) -> None:
+  if n == 1 or n < 0:
+    raise app.UsageError(f"--train_seeds={n}: a paired interval needs at least 2 seeds"
+                         " (or 0 for no training).")
+
+
+def train_flags() -> list[str]:
+  """The training flags of this call, to repeat in the commands shown."""
+  if not FLAGS.train_seeds:
+    return []
+  return [f"--train_seeds={FLAGS.train_seeds}", *(f"--train_flag={f}" for f in FLAGS.train_flag)]
+
+
 def index(summaries: list[dict], out: Path, command: str) -> None:
   lines = ["# Activation report cards", "", f"Made by `{command}`.", "",
            "σ_b² = 0 and q0 = 1 throughout. χ₁ is the per-layer growth of the squared"
@@ -290,13 +333,14 @@ def index(summaries: list[dict], out: Path, command: str) -> None:
 
 def main(argv: list[str]) -> None:
   del argv
+  check_train_seeds(FLAGS.train_seeds)
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
   summaries = [card(spec, out) for spec in FLAGS.activation]
   if FLAGS.index:
     command = shlex.join(["python", "scripts/card.py",
                           *[f"--activation={a}" for a in FLAGS.activation],
-                          f"--out={out}", "--index"])
+                          f"--out={out}", *train_flags(), "--index"])
     index(summaries, out, command)
 
 
