@@ -1,6 +1,10 @@
 """What a new user runs into first: input layouts, learnable activations
 called like functions, misspelt config flags."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -75,3 +79,17 @@ def test_misspelt_flag_is_the_one_named(extra, named):
   assert f"no field {named}" in str(e.value), str(e.value)
   if "learning_rat'" in named:
     assert "did you mean --config.optim.learning_rate?" in str(e.value)
+
+
+def test_misspelt_flag_is_named_by_the_command(tmp_path):
+  # The command's own parse (absl, then ml_collections applying overrides in
+  # order) takes another path than a second parse in this process.
+  config = Path(__file__).resolve().parents[1] / "experiments/configs/lenet5_cifar10.py"
+  out = subprocess.run(
+      [sys.executable, "-m", "actlab.cli.train", f"--config={config}", "--workdir=run",
+       "--config.optim.learning_rate=0.1", "--config.optim.learning_rat=0.01"],
+      cwd=tmp_path, capture_output=True, text=True, timeout=300,
+  )
+  assert out.returncode == 1
+  assert "no field 'optim.learning_rat'; did you mean --config.optim.learning_rate?" in (
+      out.stderr), out.stderr[-2000:]

@@ -142,7 +142,7 @@ def parse_flags(argv: list[str]) -> list[str]:
       ),
       None,
     )
-    sys.exit(_unknown_field(asked or text.splitlines()[0]))
+    sys.exit(_unknown_field(_missing_field(argv) or asked or text.splitlines()[0]))
 
 
 def _missing_field(argv: list[str]) -> str | None:
