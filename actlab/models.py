@@ -59,6 +59,10 @@ class LeNet5(nn.Module):
   `activation_width(activation)` times as wide; with k = 2 the
   model has 2 * 696,196 + 850 = 1,393,242 parameters.
 
+  Inputs are batches in NHWC layout (B, H, W, C). A single image (H, W, C)
+  or a channels-first batch is refused with the fix (`x[None]`,
+  `x.transpose(0, 2, 3, 1)`) rather than misread.
+
   Attributes:
     activation: applied after every hidden layer: a spec string, a function,
       or a flax Module class, factory or instance (see `ActivationSites`).
@@ -82,6 +86,7 @@ class LeNet5(nn.Module):
   def __call__(self, x_BxHxWxC: Array, train: bool = False) -> Array:
     """Logits for a batch; `train=True` only matters for stochastic
     activations (RReLU), which then need `rngs={'rrelu': key}`."""
+    check_image_batch(type(self).__name__, x_BxHxWxC, min_size=4)
     k = activation_width(self.activation)
     conv = lambda features, name: nn.Conv(  # noqa: E731
         features * k,
@@ -163,6 +168,34 @@ class MLP(nn.Module):
         name=layer_name(self.depth),
     )
     return out(x).astype(jnp.float32)
+
+
+def check_image_batch(model: str, x: Any, min_size: int) -> None:
+  """Refuses what a convolutional model would misread: a single image
+  (H, W, C), which flax's Conv takes as unbatched and the flattening then
+  splits into a wrong batch, and channels-first (NCHW) batches, whose
+  3-pixel 'height' pools down to nothing."""
+  shape = tuple(np.shape(x))
+  if len(shape) == 3:
+    raise ValueError(
+        f"{model} takes a batch of images (B, H, W, C), got one image of shape"
+        f" {shape}; add the batch axis: x[None] (or jnp.expand_dims(x, 0))."
+    )
+  if len(shape) != 4:
+    raise ValueError(
+        f"{model} takes a batch of images (B, H, W, C), got shape {shape}."
+    )
+  _, h, w, c = shape
+  if min(h, w) < min_size:
+    hint = (
+        f" This looks like channels-first (NCHW) input; {model} takes channels"
+        " last (NHWC): x.transpose(0, 2, 3, 1)."
+        if h <= 4 and w > 4 and c > 4 else ""
+    )
+    raise ValueError(
+        f"{model} needs images of at least {min_size}x{min_size} pixels (its two 2x2"
+        f" poolings), got height {h} and width {w} in a batch of shape {shape}.{hint}"
+    )
 
 
 def layer_name(i: int) -> str:

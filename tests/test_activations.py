@@ -289,8 +289,14 @@ def test_get_passes_what_models_use_through():
 
   fn = lambda v: v * jax.nn.sigmoid(v)  # noqa: E731
   prelu = activations.get("prelu")
-  for obj in (jax.nn.gelu, fn, nn.PReLU, activations.PReLU, prelu, nn.PReLU()):
+  for obj in (jax.nn.gelu, fn, prelu, nn.PReLU()):
     assert activations.get(obj) is obj
+  # A Module class becomes its factory: still a class partial for models,
+  # and applied when called on an array inside a model.
+  for cls in (nn.PReLU, activations.PReLU):
+    factory = activations.get(cls)
+    assert activations.is_module(factory) and factory.func is cls
+    assert activations.get(factory) is factory
   with pytest.raises(ValueError, match="a callable or a flax Module class"):
     activations.get(3)
 

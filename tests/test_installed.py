@@ -166,3 +166,73 @@ def test_console_commands_of_the_installed_package_run_a_projects_own_parts(
   assert (run["model"]["name"], run["model"]["activation"]) == ("resmlp", ACTIVATION)
   swept = _run(installed, tmp_path, "actlab-report", "sweep")
   assert "relu" in swept.stdout and (tmp_path / "sweep/report/report.md").exists(), swept.stdout
+
+
+# A user's script outside the repository: activation parameters under
+# jax.grad/vmap, check() on jax.nn's functions, a learnable activation from
+# get() inside a model, the input-layout errors, and NNX training.
+USER_SCRIPT = """
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+import actlab
+from actlab import activations, models
+from actlab import nnx as anx
+
+x = jnp.linspace(-3.0, 3.0, 7)
+g = jax.grad(lambda a: activations.elu(x, alpha=a).sum())(1.0)
+assert abs(float(g) - float(jnp.expm1(x[x < 0]).sum())) < 1e-5, g
+assert jax.vmap(lambda a: activations.elu(x, alpha=a))(jnp.array([0.5, 2.0])).shape == (2, 7)
+for bad in ("leaky_relu(negative_slope=1e400)",):
+  try:
+    activations.get(bad)
+    raise SystemExit(f"{bad} accepted")
+  except ValueError as e:
+    assert "overflows to inf" in str(e), e
+for f in (jax.nn.relu, jax.nn.silu):
+  report = activations.check(f, checks=("limits", "check_grads", "nan"), dtypes=("float32",))
+  assert report.ok, report
+
+
+class Head(nn.Module):
+  @nn.compact
+  def __call__(self, h):
+    return activations.get("prelu")(activations.get(nn.PReLU)(nn.Dense(4)(h)))
+
+
+params = Head().init(jax.random.key(0), jnp.ones((2, 3)))["params"]
+assert len(params) == 3, params.keys()
+lenet = models.LeNet5()
+for shape, says in (((2, 3, 32, 32), "NCHW"), ((32, 32, 3), "x[None]")):
+  try:
+    jax.eval_shape(lambda v: lenet.init(jax.random.key(0), v), jnp.zeros(shape))
+    raise SystemExit(f"{shape} accepted")
+  except ValueError as e:
+    assert says in str(e), e
+
+model = anx.MLP("prelu", in_features=12, depth=2, width=16, rngs=nnx.Rngs(0))
+optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+images, labels = jax.random.normal(jax.random.key(1), (32, 12)), jnp.arange(32) % 10
+losses = [float(anx.jit_train_step(model, optimizer, images, labels)) for _ in range(10)]
+assert losses[-1] < losses[0], losses
+print(actlab.__file__)
+"""
+
+
+def test_the_installed_package_serves_a_users_script(installed, tmp_path):
+  (tmp_path / "script.py").write_text(USER_SCRIPT)
+  out = _run(installed, tmp_path, "python", "script.py")
+  assert Path(out.stdout.strip()).is_relative_to(installed.parent), out.stdout
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  env.update(JAX_PLATFORMS="cpu", PATH=f"{installed}{os.pathsep}{env.get('PATH', '')}")
+  config = str(ROOT / "experiments/configs/lenet5_cifar10.py")
+  misspelt = subprocess.run(
+    ["actlab-train", f"--config={config}", "--workdir=run", "--config.optim.learning_rate=0.1",
+     "--config.optim.learning_rat=0.01"],
+    cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+  )
+  assert misspelt.returncode != 0
+  assert "no field 'optim.learning_rat'" in misspelt.stderr, misspelt.stderr[-2000:]

@@ -31,11 +31,14 @@ needed here; actlab's own tests add them for the catalogue.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from actlab.activations import fact_checks, gradient_checks, registry, wrap
 from actlab.activations.entries import Entry
@@ -47,6 +50,7 @@ from actlab.activations.report import (  # noqa: F401  (re-exported)
     Subject,
     WorstPoint,
     float64_available,
+    one_sided_slopes,
 )
 
 Array = jax.Array
@@ -112,7 +116,25 @@ def _check(activation, derivative, kinks, facts, limits, selected, dtypes, name)
       results += fact_checks.dtype_checks(s, wanted, dtypes)
     except Exception as e:  # a check that cannot run has failed, and says why
       results += [CheckResult(c, False, f"raised {type(e).__name__}: {e}") for c in wanted]
-  return CheckReport(s.label, tuple(results))
+  return CheckReport(s.label, tuple(_kink_hint(s, r) for r in results))
+
+
+def _kink_hint(s: Subject, r: CheckResult) -> CheckResult:
+  """A failure at a point where f has a kink nobody stated says so, and how
+  to state it."""
+  x = None if r.ok or r.worst is None else r.worst.x
+  if x is None or not math.isfinite(x) or any(abs(x - k) <= 1e-2 for k in s.kinks):
+    return r
+  try:
+    left, right, kink = one_sided_slopes(s.formula, np.array([x]))
+  except Exception:  # the hint is a courtesy; the failure stands without it
+    return r
+  if not kink[0]:
+    return r
+  hint = (f"; f has a kink at x={x:g} (slope {left[0]:.6g} left of it, {right[0]:.6g}"
+          f" right of it) that is not stated: pass kinks={{{x!r}: f'({x:g})}} (the"
+          " derivative to use there) to check() or Entry")
+  return dataclasses.replace(r, detail=r.detail + hint)
 
 
 def _subject(activation, derivative, kinks, facts, limits, name) -> Subject:

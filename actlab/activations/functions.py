@@ -256,7 +256,7 @@ def _squareplus(x: Array, b: float = 4.0) -> tuple[Array, Array]:
   # sqrt(b) / eps, s = |x| exactly in floating point, and x^2 could overflow.
   xf = nx.finite(x)
   a = -nx.neg_abs(xf)
-  big = math.sqrt(b) / float(jnp.finfo(x.dtype).eps)
+  big = nx.sqrt(b) / float(jnp.finfo(x.dtype).eps)
   s = jnp.where(a > big, a, jnp.sqrt(xf * xf + b))
   if nx.fast(x):
     # jax.nn's form, with no division in the forward pass; x + s cancels for

@@ -71,7 +71,40 @@ class PReLU(nn.Module):
         "alpha", nn.initializers.constant(self.init_slope),
         param_shape(self.mode, x.shape),
     )
-    return jnp.where(x >= 0, x, _broadcastable(a, x) * x)
+    return prelu_formula(x, a)
+
+
+def prelu_formula(x: Array, a: Array) -> Array:
+  """PReLU with slope(s) `a` (shared, per channel or per element); the
+  flax.linen and Flax NNX modules both compute this."""
+  return jnp.where(x >= 0, x, _broadcastable(a, x) * x)
+
+
+def swish_beta_formula(x: Array, beta: Array) -> Array:
+  """x * sigmoid(beta x) with beta shared, per channel or per element."""
+  return x * jax.nn.sigmoid(_broadcastable(beta, x) * x)
+
+
+def maxout_formula(x: Array, k: int) -> Array:
+  """The max over each group of k consecutive units of the last axis."""
+  if x.shape[-1] % k:
+    raise ValueError(
+        f"maxout with k={k} needs a last axis divisible by {k}, got"
+        f" shape {x.shape}; make the layer before it produce k times the units."
+    )
+  return x.reshape(*x.shape[:-1], x.shape[-1] // k, k).max(axis=-1)
+
+
+def rrelu_formula(
+    x: Array, lower: float, upper: float, key: Array | None
+) -> Array:
+  """RReLU: slope ~ U(lower, upper) per element with a key (training), the
+  mean slope without one (evaluation)."""
+  if key is None:
+    slope = jnp.asarray(0.5 * (lower + upper), x.dtype)
+  else:
+    slope = jax.random.uniform(key, x.shape, x.dtype, lower, upper)
+  return jnp.where(x >= 0, x, slope * x)
 
 
 class SwishBeta(nn.Module):
@@ -89,7 +122,7 @@ class SwishBeta(nn.Module):
         "beta", nn.initializers.constant(self.init_beta),
         param_shape(self.mode, x.shape),
     )
-    return x * jax.nn.sigmoid(_broadcastable(beta, x) * x)
+    return swish_beta_formula(x, beta)
 
 
 class Maxout(nn.Module):
@@ -106,12 +139,7 @@ class Maxout(nn.Module):
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
     del deterministic
-    if x.shape[-1] % self.k:
-      raise ValueError(
-          f"maxout with k={self.k} needs a last axis divisible by {self.k}, got"
-          f" shape {x.shape}; make the layer before it produce k times the units."
-      )
-    return x.reshape(*x.shape[:-1], x.shape[-1] // self.k, self.k).max(axis=-1)
+    return maxout_formula(x, self.k)
 
 
 class RReLU(nn.Module):
@@ -126,12 +154,8 @@ class RReLU(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
-    if deterministic:
-      slope = jnp.asarray(0.5 * (self.lower + self.upper), x.dtype)
-    else:
-      key = self.make_rng("rrelu")
-      slope = jax.random.uniform(key, x.shape, x.dtype, self.lower, self.upper)
-    return jnp.where(x >= 0, x, slope * x)
+    key = None if deterministic else self.make_rng("rrelu")
+    return rrelu_formula(x, self.lower, self.upper, key)
 
 
 _MODE = lambda default: Param(default, kind=str, choices=MODES)  # noqa: E731

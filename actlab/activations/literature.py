@@ -204,7 +204,7 @@ register(Entry(
 def _isru(x: Array, alpha: float = 1.0) -> tuple[Array, Array]:
   # Beyond 1 / (eps sqrt(alpha)) the value is +-1/sqrt(alpha) to the last
   # bit; clamping there keeps x * r finite at +-inf.
-  big = 1.0 / (float(jnp.finfo(x.dtype).eps) * math.sqrt(alpha))
+  big = 1.0 / (float(jnp.finfo(x.dtype).eps) * nx.sqrt(alpha))
   xc = jnp.clip(x, -big, big)
   r = 1.0 / jnp.sqrt(1.0 + alpha * (xc * xc))
   # f' = r^3 from the unclamped x, so f'(+-inf) = 0 exactly.

@@ -29,6 +29,15 @@ import numpy as np
 Array = jax.Array
 
 
+def sqrt(v: float | Array) -> float | Array:
+  """sqrt of a parameter: math.sqrt of a Python number (the thresholds the
+  catalogue is tested with), jnp.sqrt of an array or tracer (a parameter
+  differentiated or mapped)."""
+  if isinstance(v, (int, float)):
+    return float(np.sqrt(v))
+  return jnp.sqrt(v)
+
+
 def is_f64(x: Array) -> bool:
   """Whether `x` is float64 (trace-time: selects the formula, costs nothing)."""
   return x.dtype == jnp.float64

@@ -15,6 +15,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import numpy as np
+from jax._src import core as _jax_core
+
 Value = float | int | bool | str
 
 
@@ -77,6 +81,44 @@ class Param:
 
   def validate(self, entry: str, name: str, value: Any) -> Value:
     """`value` converted to the parameter's kind; ValueError if not allowed."""
+    if is_array(value):
+      if isinstance(value, jax.core.Tracer) or np.ndim(value) != 0:
+        raise ValueError(
+            f"{entry}: parameter {name!r} must be one Python value here, got"
+            f" {type(value).__name__} of shape {np.shape(value)}; call"
+            f" actlab.activations.{entry}(x, {name}=...) to trace, map or"
+            " differentiate it."
+        )
+      value = value.item()  # a NumPy or JAX scalar, as a Python number
+    return self._validate(entry, name, value)
+
+  def validate_array(self, entry: str, name: str, value: Any) -> Any:
+    """An array or tracer value of a float parameter (one differentiated by
+    jax.grad or mapped by jax.vmap), checked wherever its value is known.
+
+    Under jax.grad the value is concrete and is checked like a number; under
+    jit or vmap it is not known while tracing, and is used as given.
+    """
+    if self.kind is not float:
+      raise ValueError(
+          f"{entry}: parameter {name!r} selects the formula ({self.kind.__name__});"
+          f" it must be a Python value, got {type(value).__name__}. Only float"
+          " parameters can be traced, differentiated or mapped."
+      )
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not np.issubdtype(np.dtype(dtype), np.number) or np.issubdtype(
+        np.dtype(dtype), np.complexfloating):
+      raise ValueError(
+          f"{entry}: parameter {name!r} must be a real number or array, got"
+          f" {type(value).__name__} of dtype {dtype}."
+      )
+    known = _concrete(value)
+    if known is not None:
+      for v in np.unique(np.asarray(known, np.float64).ravel()):
+        self._validate(entry, name, float(v))
+    return value
+
+  def _validate(self, entry: str, name: str, value: Any) -> Value:
     if self.kind is bool:
       if not isinstance(value, bool):
         raise ValueError(
@@ -99,9 +141,42 @@ class Param:
             f"{entry}: parameter {name!r} must be a number, got {value!r}."
         )
       value = float(value)
+      # 1e400 in a spec or a call overflows to inf: refused like NaN, which
+      # every comparison in a check would otherwise let through silently.
+      if not math.isfinite(value):
+        raise ValueError(
+            f"{entry}: parameter {name!r}={value!r} is out of range; it must be a"
+            f" finite number{' ' + self.requirement if self.requirement else ''}"
+            " (a literal such as 1e400 overflows to inf)."
+        )
     if not self.check(value):
       raise ValueError(
           f"{entry}: parameter {name!r}={value!r} is out of range; it must be"
           f" {self.requirement or 'accepted by its check'}."
       )
     return value
+
+
+def is_array(value: Any) -> bool:
+  """Whether `value` is a JAX or NumPy array or scalar (a tracer included),
+  not a Python number."""
+  return isinstance(value, (jax.Array, jax.core.Tracer, np.ndarray, np.generic))
+
+
+def is_traced(value: Any) -> bool:
+  """Whether a parameter value must stay an array: a tracer (jax.grad,
+  jax.vmap, jit) or an array of more than one value."""
+  return is_array(value) and (isinstance(value, jax.core.Tracer) or np.ndim(value) != 0)
+
+
+def _concrete(value: Any) -> Any:
+  """The value of an array or tracer if it is known now (a concrete array,
+  or the primal under jax.grad/jax.jvp), else None (jit, vmap).
+
+  JAX has no public form of this query; without it, validation waits for a
+  concrete value.
+  """
+  if not isinstance(value, jax.core.Tracer):
+    return value
+  to_concrete = getattr(_jax_core, "to_concrete_value", None)
+  return None if to_concrete is None else to_concrete(value)

@@ -11,9 +11,9 @@ drop into any model), 'gated' (pure functions that halve the last axis, such
 as glu) and 'module' (flax.linen modules with parameters or randomness, which
 `get` returns as a module factory).
 
-`get` also accepts what a model can use directly (any callable, a flax
-Module class or factory), returned unchanged, and 'module.path:attribute'
-specs, which import a user's module (`spec.py`).
+`get` also accepts what a model can use directly (any callable, returned
+unchanged; a flax Module class or factory, as a `ModuleFactory`), and
+'module.path:attribute' specs, which import a user's module (`spec.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import keyword
 from collections.abc import Callable
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 
@@ -53,6 +54,57 @@ _SPECS: dict[int, str] = {}
 
 
 _TRUSTED: list[bool] = []
+# ModuleFactory of each Module class or partial `get` was given, by identity
+# (the same object back for the same argument, as for spec strings).
+_FACTORIES: dict[int, tuple[Any, ModuleFactory]] = {}
+
+
+class ModuleFactory(functools.partial):
+  """A flax.linen Module class with its fields bound: what `get` returns for
+  a learnable activation ('prelu', nn.PReLU).
+
+  Called with keyword arguments only (`factory(name='prelu_1')`), it makes a
+  Module, as `functools.partial` does; a model makes one per activation
+  site. Called on an array inside a `@nn.compact` method, it makes one
+  (auto-named, with its own parameters) and applies it, so it can be used
+  like a function there.
+  """
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    if not args or not _is_array_like(args[0]):
+      return super().__call__(*args, **kwargs)
+    fields = {k: v for k, v in kwargs.items() if k not in _CALL_ARGUMENTS}
+    call = {k: v for k, v in kwargs.items() if k in _CALL_ARGUMENTS}
+    try:
+      return super().__call__(**fields)(*args, **call)
+    except flax.errors.CallCompactUnboundModuleError:
+      raise ValueError(
+          f"{self.func.__name__} is a learnable activation: its parameters live in a"
+          " model. Call it inside a flax.linen @nn.compact method (or a model's"
+          " init/apply), pass it as a model's activation field, or use its Flax"
+          " NNX version from actlab.nnx."
+      ) from None
+
+
+_CALL_ARGUMENTS = ("deterministic",)
+
+
+def _is_array_like(x: Any) -> bool:
+  return isinstance(x, (jax.Array, jax.core.Tracer)) or hasattr(x, "__array__")
+
+
+def module_factory(activation: Any) -> ModuleFactory:
+  """The ModuleFactory of a Module class or a keyword-only partial of one."""
+  if isinstance(activation, ModuleFactory):
+    return activation
+  made = _FACTORIES.get(id(activation))
+  if made is None or made[0] is not activation:
+    if isinstance(activation, functools.partial):
+      factory = ModuleFactory(activation.func, *activation.args, **activation.keywords)
+    else:
+      factory = ModuleFactory(activation)
+    made = _FACTORIES[id(activation)] = (activation, factory)
+  return made[1]
 
 
 @contextlib.contextmanager
@@ -184,7 +236,7 @@ def built(e: Entry, params: dict[str, Any]) -> Callable[..., Any]:
   if key in _BUILT and _BUILT[key][0] is e:
     return _BUILT[key][1]
   if e.kind == "module":
-    out = functools.partial(e.module, **params)
+    out = ModuleFactory(e.module, **params)
   else:
     build = wrap.elementwise if e.kind == "elementwise" else wrap.gated
     out = jax.jit(build(e, params))
@@ -199,21 +251,26 @@ def get(activation: Any) -> Callable[..., Any]:
 
   - 'relu', 'leaky_relu(negative_slope=0.2)': a jitted function of one array
     for 'elementwise' and 'gated' entries, a flax.linen Module factory (a
-    `functools.partial` of the class) for 'module' entries. The same spec
-    always returns the same object, so it hashes and caches well as a module
-    field.
+    `ModuleFactory`: a `functools.partial` of the class that also applies
+    the module when called on an array inside `@nn.compact`) for 'module'
+    entries. The same spec always returns the same object, so it hashes
+    and caches well as a module field.
   - 'my_pkg.acts:name' or 'my_pkg.acts:name(alpha=2.0)': imports the module
     (running its `register()` calls) and resolves `name`: an entry it
     registered or an `Entry`, as above; a flax Module class (parameters
     become its fields); a plain function (parameters are bound as keyword
     arguments), which must pass the cheap check (`CHEAP_CHECKS`, with
     `jax.grad` as its derivative) and is returned as it is.
-  - a callable (jax.nn.gelu, a flax Module class or factory, a Module
-    instance): returned unchanged. An `Entry`: its jitted function.
+  - a flax Module class or a partial of one (nn.PReLU): its
+    `ModuleFactory`.
+  - a callable (jax.nn.gelu, a Module instance): returned unchanged. An
+    `Entry`: its jitted function.
   """
   if isinstance(activation, Entry):
     return _from_entry(activation, activation.bind())
   if not isinstance(activation, str):
+    if is_module(activation):
+      return module_factory(activation)
     if callable(activation):
       return activation
     raise ValueError(
@@ -250,7 +307,9 @@ def _resolve(spec: str) -> Any:
   e, target = resolve(spec)
   if e is not None:
     return _from_entry(e, target)
-  if is_module(target) or isinstance(target, nn.Module):
+  if is_module(target):
+    return module_factory(target)
+  if isinstance(target, nn.Module):
     return target
   if not callable(target):
     raise ValueError(

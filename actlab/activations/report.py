@@ -179,6 +179,21 @@ def away_from_kinks(kinks: Mapping[float, float], x: np.ndarray, eps: float) -> 
   return x[np.min(np.abs(x[:, None] - ks[None, :]), axis=1) > eps]
 
 
+def one_sided_slopes(f: Callable[[Array], Array], x: np.ndarray) -> tuple[np.ndarray, ...]:
+  """(left, right) difference quotients of f at x, and whether they differ:
+  a kink. In float64 with a step of 1e-7 |x|, a smooth f's two slopes differ
+  by about f''(x) 1e-7; a kink's by the jump in f'."""
+  x = np.asarray(x, np.float64)
+  h = 1e-7 * np.maximum(1.0, np.abs(x))
+  with jax.enable_x64(True), jax.disable_jit():
+    at = lambda v: np.asarray(f(jnp.asarray(v, jnp.float64)), np.float64)  # noqa: E731
+    y = at(x)
+    left, right = (y - at(x - h)) / h, (at(x + h) - y) / h
+  with np.errstate(invalid="ignore"):
+    kink = np.abs(right - left) > 1e-4 * (1.0 + np.abs(left) + np.abs(right))
+  return left, right, kink & np.isfinite(left) & np.isfinite(right)
+
+
 def run(f: Callable[..., Any], *args: Any, eager: bool = True) -> Any:
   """f(*args), op by op (eager) or as one jitted program.
 

@@ -67,6 +67,50 @@ def elementwise(e: Entry, params: dict[str, Any]) -> Callable[[Array], Array]:
   return named(e, lambda x: f(as_inexact(x)))
 
 
+def with_array_params(
+    e: Entry, fixed: dict[str, Any], names: tuple[str, ...]
+) -> Callable[..., Array]:
+  """f(x, *values) of an elementwise entry whose parameters `names` are
+  arrays or tracers (jax.grad or jax.vmap over a parameter), like jax.nn.elu's
+  alpha.
+
+  The derivative in x is the analytic one, as in `elementwise`; the
+  derivative in a parameter is forward-mode autodiff of the formula.
+  """
+
+  def params(values: tuple[Any, ...]) -> dict[str, Any]:
+    return {**fixed, **dict(zip(names, values))}
+
+  def value(x: Array, values: tuple[Any, ...]) -> Array:
+    return half_as_f32(lambda x: e.fn(x, **params(values)))(x)
+
+  def pair(x: Array, values: tuple[Any, ...]) -> tuple[Array, Array]:
+    p = params(values)
+    if e.value_and_derivative is not None:
+      return half_as_f32(lambda x: e.value_and_derivative(x, **p))(x)
+    return half_as_f32(lambda x: (e.fn(x, **p), e.derivative(x, **p)))(x)
+
+  @jax.custom_jvp
+  def f(x: Array, *values: Any) -> Array:
+    return value(x, values)
+
+  @f.defjvp
+  def _jvp(primals, tangents):
+    (x, *values), (t, *dvalues) = primals, tangents
+    y, d = pair(x, tuple(values))
+    _, dy = jax.jvp(lambda *v: value(x, v), tuple(values), tuple(dvalues))
+    return y, (d * t + dy).astype(y.dtype)
+
+  def call(x: Any, *values: Any) -> Array:
+    x = as_inexact(x)
+    # The parameters in the type f computes in (float32 for half types), as
+    # Python numbers would be (weakly typed), so the result keeps x's type.
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    return f(x, *(jnp.asarray(v).astype(dtype) for v in values))
+
+  return named(e, call)
+
+
 def _is_integer(x: Any) -> bool:
   dtype = jnp.result_type(x)
   return jnp.issubdtype(dtype, jnp.integer)

@@ -114,9 +114,11 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return FLAGS(argv)
   except flags.Error as e:
-    unknown = re.search(r"flag '--?config\.([\w.]+)'", str(e))
+    unknown = re.search(r"flag '(?:--?)?config\.([\w.]+)'", str(e))
     if unknown:
-      sys.exit(_unknown_field(unknown.group(1)))
+      # absl may name another --config.FIELD of the same command line than
+      # the one the config lacks: name the first that really is missing.
+      sys.exit(_unknown_field(_missing_field(argv) or unknown.group(1)))
     group = re.search(r"flag --?config\.([\w.]+)=.*as a ConfigDict", str(e))
     if group:
       closest = _closest_field(group.group(1))
@@ -140,7 +142,22 @@ def parse_flags(argv: list[str]) -> list[str]:
       ),
       None,
     )
-    sys.exit(_unknown_field(asked or text.splitlines()[0]))
+    sys.exit(_unknown_field(_missing_field(argv) or asked or text.splitlines()[0]))
+
+
+def _missing_field(argv: list[str]) -> str | None:
+  """The first --config.FIELD of `argv` that the --config file's config (or
+  the base config) does not have."""
+  config = FLAGS["config"].value or base_config()
+  for arg in argv[1:]:
+    if not arg.startswith("--config."):
+      continue
+    node = config
+    for part in arg.split("=", 1)[0].removeprefix("--config.").split("."):
+      if not hasattr(node, "keys") or part not in node:
+        return arg.split("=", 1)[0].removeprefix("--config.")
+      node = node[part]
+  return None
 
 
 def _closest_field(field: str) -> str | None:
