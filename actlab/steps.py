@@ -147,11 +147,13 @@ def train_step_with_diagnostics(
 ) -> tuple[TrainState, Metrics, dict[str, dict[str, Array]]]:
   """`train_step` plus per-layer diagnostics (see `actlab.diagnostics`).
 
-  `activation` is the model's activation field; `saturation_threshold` is
-  eps, relative to the activation's maximum slope. The update is computed by
-  the same code as `train_step`'s, so parameters are identical with
-  diagnostics on or off, and any step may be diagnosed (the run's last one
-  included): the result does not depend on which steps are.
+  `activation` is the model's activation field, for the sites that do not
+  record the activation they apply (see `diagnostics.activation_stats`);
+  `saturation_threshold` is eps, relative to each activation's maximum
+  slope. The update is computed by the same code as `train_step`'s, so
+  parameters are identical with diagnostics on or off, and any step may be
+  diagnosed (the run's last one included): the result does not depend on
+  which steps are.
   """
   new_state, metrics, grads, sown = _update(state, batch, collect=True)
   diag = diagnostics.gradient_stats(state.params, grads, new_state.params)

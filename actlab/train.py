@@ -136,7 +136,7 @@ def _prepare(
     _check_parts(custom, workdir, allow_config_change)
   # Standardisation statistics from the whole (global) training split.
   preprocess = build.make_preprocess(config, train_data.images)
-  activation = _diagnosed_activation(config, model)
+  activation = _diagnosed_activation(model)
   if lead:
     print(models.summary(model, input_shape), flush=True)
   stop.check()
@@ -479,15 +479,11 @@ def _custom_parts(
   )
 
 
-def _diagnosed_activation(config: ml_collections.ConfigDict, model: nn.Module) -> Any:
-  """The model's activation, which diagnostics need (`model.activation`)."""
-  activation = getattr(model, "activation", None)
-  if config.diagnostics.enabled and activation is None:
-    raise config_lib.ConfigError(
-      f"config.diagnostics.enabled needs a model with an `activation` field;"
-      f" {type(model).__name__} has none. Set --config.diagnostics.enabled=False."
-    )
-  return activation
+def _diagnosed_activation(model: nn.Module) -> Any:
+  """The model's `activation` field (None without one): diagnostics measure
+  each site with the activation it records, and with this one the sites
+  that record none."""
+  return getattr(model, "activation", None)
 
 
 def _num_classes(
