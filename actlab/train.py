@@ -227,23 +227,28 @@ class _Loop:
     self.config, self.workdir, self.mesh, self.ckpt = config, workdir, parts.mesh, ckpt
     self.train_data, self.evals, self.test = parts.train, parts.evals, parts.test
     self.steps = parts.steps
-    self.state, self.totals = saved["state"], saved["epoch_totals"]
-    self.selected = saved["selected"]
-    self.selected_epoch = int(distributed.local_value(self.selected["epoch"]))
-    self.selected_accuracy = np.float32(distributed.local_value(self.selected["eval_accuracy"]))
+    self._resume(saved)
     self.steps_per_epoch = self.train_data.num_examples // config.batch_size
+    self.last_step = config.num_epochs * self.steps_per_epoch - 1
     lead = distributed.is_lead()
     self.writer = writers.MetricsWriter(workdir) if lead else None
     self.console = writers.ConsoleProgress(config.num_epochs, self.steps_per_epoch, enabled=lead)
     self.guard = NonFiniteGuard(config, ckpt)
     self.multi = jax.process_count() > 1
-    self.step = int(distributed.local_value(self.state.step))
-    self.first_epoch = int(distributed.local_value(self.state.epoch))
-    self.last_step = config.num_epochs * self.steps_per_epoch - 1
     self.interval = None  # the current logging interval's metric sums
     self.pending: _Interval | None = None
     self.diagnosed: list[_Diagnosed] = []
     self.trained = False
+
+  def _resume(self, saved: dict[str, Any]) -> None:
+    """Takes the device state from `saved` (`saved_tree`), and host copies
+    of its step, epoch and selected epoch (read once, before any donation)."""
+    self.state, self.totals = saved["state"], saved["epoch_totals"]
+    self.selected = saved["selected"]
+    self.selected_epoch = int(distributed.local_value(self.selected["epoch"]))
+    self.selected_accuracy = np.float32(distributed.local_value(self.selected["eval_accuracy"]))
+    self.step = int(distributed.local_value(self.state.step))
+    self.first_epoch = int(distributed.local_value(self.state.epoch))
 
   def run(self, stop: StopRequests) -> None:
     """Trains the remaining epochs (or until early stopping), then tests once."""
@@ -366,7 +371,17 @@ class _Loop:
     self.state = self.state.replace(epoch=self.state.epoch + 1)
     self.totals = self.steps.zeros()
     self._save()
-    seconds = time.perf_counter() - t0
+    self._log_epoch(epoch, time.perf_counter() - t0, blocked0, train_metrics, eval_metrics)
+
+  def _log_epoch(
+    self,
+    epoch: int,
+    seconds: float,
+    blocked0: float,
+    train_metrics: dict[str, float],
+    eval_metrics: dict[str, float],
+  ) -> None:
+    """The epoch's console line and its train and eval records."""
     self.console.end_epoch(
       seconds,
       loss=train_metrics["loss"],
@@ -405,14 +420,7 @@ class _Loop:
   def _test_once(self) -> None:
     """The test split, once, at the epoch the eval split selected: after
     training, or when a run stopped between its last save and this record."""
-    untested = self.writer is not None and not any(
-      r["split"] == "test" for r in writers.read_metrics(self.workdir)
-    )
-    if not (
-      self.test is not None
-      and self.selected_epoch
-      and distributed.any_process(self.trained or untested)
-    ):
+    if not self._test_due():
       return
     test_metrics = self._evaluate(self.selected["params"], self.test)
     if self.writer:
@@ -425,6 +433,18 @@ class _Loop:
         eval_accuracy=float(self.selected_accuracy),
         split_name=self.config.data.test_split or "test",  # or the caller's arrays
       )
+
+  def _test_due(self) -> bool:
+    """Whether there is a test split and a selected epoch, and this run
+    trained or its test record is missing (every process agrees)."""
+    untested = self.writer is not None and not any(
+      r["split"] == "test" for r in writers.read_metrics(self.workdir)
+    )
+    return bool(
+      self.test is not None
+      and self.selected_epoch
+      and distributed.any_process(self.trained or untested)
+    )
 
 
 # ----------------------------------------------------------------------------
