@@ -77,6 +77,9 @@ from actlab import activations
 Array = jax.Array
 
 COLLECTION = "preactivations"
+# The activation each site applies, in a collection of its own so that
+# 'preactivations' holds arrays only.
+ACTIVATIONS = "site_activations"
 PERTURBATIONS = "perturbations"
 # Recorded names must differ from the layers' own (submodule) names.
 _SUFFIX = ":preactivation"
@@ -130,8 +133,9 @@ def record_preactivation(module: nn.Module, layer: str, z: Array, activation: An
   passes it through `module.perturb`, so the gradient with respect to z can be
   taken (a no-op unless a 'perturbations' collection is passed to `apply`).
   `activation` is the activation the site applies to z (a spec string,
-  function or flax module); the slope statistics of the site are measured
-  with it. Without it the site is measured with the model's activation.
+  function or flax module), sown into the 'site_activations' collection; the
+  slope statistics of the site are measured with it. Without it the site is
+  measured with the model's activation.
   """
   name = layer + _SUFFIX
   if not module.is_initializing():
@@ -140,7 +144,7 @@ def record_preactivation(module: nn.Module, layer: str, z: Array, activation: An
     z = module.perturb(name, z, collection=PERTURBATIONS)
   module.sow(COLLECTION, name, z)
   if activation is not None:
-    module.sow(COLLECTION, layer + _ACTIVATION_SUFFIX, SiteActivation(activation))
+    module.sow(ACTIVATIONS, layer + _ACTIVATION_SUFFIX, SiteActivation(activation))
   return z
 
 
@@ -171,11 +175,11 @@ def _recorded(
       yield from _recorded(value, f"{prefix}{key}/", suffix)
 
 
-def site_activations(preactivations: Mapping[str, Any]) -> dict[str, Any]:
-  """{layer path: the activation the site recorded} (`record_preactivation`)."""
+def site_activations(recorded: Mapping[str, Any]) -> dict[str, Any]:
+  """{layer path: the activation the site applies} from the 'site_activations'
+  collection (`record_preactivation`)."""
   return {
-    name: values[0].activation
-    for name, values in _recorded(preactivations, suffix=_ACTIVATION_SUFFIX)
+    name: values[0].activation for name, values in _recorded(recorded, suffix=_ACTIVATION_SUFFIX)
   }
 
 
@@ -309,10 +313,12 @@ def activation_stats(
   preactivations: Mapping[str, Any],
   activation: Any,
   eps: float,
+  applied: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Array]]:
   """{stat: {layer: value}} for every recorded pre-activation.
 
-  Each site is measured with the activation it recorded; `activation` (the
+  Each site is measured with the activation it recorded (`applied`: the
+  'site_activations' collection, sown next to 'preactivations'); `activation` (the
   model's activation field: a spec string, function or flax module) is used
   for sites that recorded none, and None leaves them with the pre-activation
   statistics alone. `eps` is the relative slope threshold. Stats that do not
@@ -331,7 +337,7 @@ def activation_stats(
       " pass each pre-activation through actlab.diagnostics.record_preactivation.",
       stacklevel=2,
     )
-  applied = site_activations(preactivations)
+  applied = site_activations(applied or {})
   unknown = [name for name, _ in recorded if name not in applied]
   if activation is None and unknown:
     warnings.warn(
