@@ -17,10 +17,13 @@ values which parts a run took from its caller (recorded in config.json).
 For the run itself, `make_mesh`, `load_splits`, `train_on_device` and
 `eval_on_device` put the data on the devices, `make_preprocess` scales it,
 and `compile_steps` jits `actlab.steps` for the mesh (`CompiledSteps`).
+`run_parts` does all of that in one call: (config, the caller's parts) ->
+`RunParts`, everything the training loop runs on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -485,7 +488,8 @@ def compile_steps(
 ) -> CompiledSteps:
   """`steps`' functions jitted for `mesh`: batches sharded over 'data',
   metric sums and copies replicated, state and sums donated. `activation`
-  is the model's (what diagnostics need; unused without config.diagnostics.enabled)."""
+  is the model's `activation` field or None: diagnostics measure the sites
+  that record no activation with it (unused without config.diagnostics.enabled)."""
   replicated = NamedSharding(mesh, P())
   common = dict(
     batch_size=config.batch_size,
@@ -514,3 +518,109 @@ def compile_steps(
     zeros=jax.jit(steps_lib.zeros, static_argnums=0, out_shardings=replicated),
     copy=jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated),
   )
+
+
+# ----------------------------------------------------------------------------
+# (config, the caller's parts) -> the run's parts, in one call
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunParts:
+  """Everything the training loop runs on (`run_parts`).
+
+  mesh: the 1-D data-parallel mesh.
+  model: the caller's model, or the config's.
+  input_shape: one example's image shape (height, width, channels).
+  train, evals, test: the splits on the devices (test None without one).
+  steps: the compiled step functions.
+  custom: `describe_parts` of what the caller brought (None: nothing), as
+    config.json records it.
+  init_state: rng -> the initial `TrainState` (the caller's or the config's
+    optimizer), to be called inside jit.
+  """
+
+  mesh: jax.sharding.Mesh
+  model: nn.Module
+  input_shape: tuple[int, ...]
+  train: DeviceSplit
+  evals: DeviceSplit
+  test: DeviceSplit | None
+  steps: CompiledSteps
+  custom: dict[str, Any] | None
+  init_state: Callable[[Array], steps_lib.TrainState]
+
+
+def run_parts(
+  config: Config,
+  *,
+  model: nn.Module | None = None,
+  tx: optax.GradientTransformation | None = None,
+  data: str | InMemoryData | None = None,
+  loading: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+  after_loading: Callable[[], None] = lambda: None,
+) -> RunParts:
+  """The run's parts from `config` and what the caller brought instead.
+
+  `model`, `tx` and `data` replace the config's model, optimizer and dataset
+  (see `actlab.train.train_and_evaluate`). Reading the data is the one slow
+  stage: it runs inside `loading()` (a context in which, e.g., a signal may
+  interrupt a download) and `after_loading()` is called when it is done (e.g.
+  to stop there if a stop was requested).
+  """
+  with loading():
+    train, evals, test = load_splits(config, data)
+  after_loading()
+  input_shape = tuple(train.images.shape[1:])
+  mesh = make_mesh()
+  train_data = train_on_device(train, mesh)
+  check_batch(config, train_data.num_examples)
+  own_model = model is not None
+  num_classes = _caller_num_classes(data, train_data.labels, evals, test)
+  if model is None:
+    model = make_model(config, num_classes)
+  # Standardisation statistics from the whole (global) training split.
+  preprocess = make_preprocess(config, train_data.images)
+  return RunParts(
+    mesh=mesh,
+    model=model,
+    input_shape=input_shape,
+    train=train_data,
+    evals=eval_on_device(evals, config.batch_size, mesh),
+    test=eval_on_device(test, config.batch_size, mesh) if test is not None else None,
+    steps=compile_steps(config, model, preprocess, mesh, getattr(model, "activation", None)),
+    custom=_caller_parts(model, input_shape, own_model, tx, data, num_classes),
+    init_state=functools.partial(create_train_state, config, model, tx=tx, input_shape=input_shape),
+  )
+
+
+def _caller_parts(
+  model: nn.Module,
+  input_shape: tuple[int, ...],
+  own_model: bool,
+  tx: optax.GradientTransformation | None,
+  data_arg: str | InMemoryData | None,
+  num_classes: int | None,
+) -> dict[str, Any] | None:
+  """`describe_parts` of what the caller brought; None: nothing."""
+  in_memory = data_arg is not None and not isinstance(data_arg, str)
+  return describe_parts(
+    model,
+    input_shape,
+    own_model=own_model,
+    tx=tx,
+    data_arg=data_arg,
+    splits=in_memory_splits(data_arg) if in_memory else (),
+    num_classes=num_classes,
+  )
+
+
+def _caller_num_classes(
+  data_arg: str | InMemoryData | None, train_y: Array, *splits: data.Split | None
+) -> int | None:
+  """Classes of a caller's data (largest label + 1 over every split, the
+  whole training split included); None: the config's dataset's."""
+  if data_arg is None:
+    return None
+  labels = [s.labels for s in splits if s is not None]
+  return num_classes_of(distributed.local_value(train_y), *labels)

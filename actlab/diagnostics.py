@@ -7,10 +7,14 @@ With `config.diagnostics.enabled` off, nothing here is traced: the model's `sow`
 diagnostics, and with diagnostics on the parameters are the same bit for bit.
 
 A model takes part by passing each hidden layer's pre-activation z through
-`record_preactivation(self, layer, z)` (`actlab.models.ActivationSites` does
-that for every activation site). Layers inside submodules are found too and
-named by their path, e.g. "block/conv". A model that records nothing gets a
-warning and only the kernel statistics.
+`record_preactivation(self, layer, z, activation=f)` (`actlab.models.ActivationSites`
+does that for every activation site). Each site is measured with the
+activation it records, so a model that applies sigmoid at one site and relu
+at another gets sigmoid's figures for the first and relu's for the second; a
+site that records no activation is measured with the activation passed to
+`activation_stats` (the model's `activation` field in a run). Layers inside
+submodules are found too and named by their path, e.g. "block/conv". A model
+that records nothing gets a warning and only the kernel statistics.
 
 The record (`RECORD_KEYS`): every key maps {layer: float}, per training batch.
 Let f be the activation, eps = `config.diagnostics.saturation_threshold` and
@@ -73,9 +77,13 @@ from actlab import activations
 Array = jax.Array
 
 COLLECTION = "preactivations"
+# The activation each site applies, in a collection of its own so that
+# 'preactivations' holds arrays only.
+ACTIVATIONS = "site_activations"
 PERTURBATIONS = "perturbations"
 # Recorded names must differ from the layers' own (submodule) names.
 _SUFFIX = ":preactivation"
+_ACTIVATION_SUFFIX = ":activation"
 RECORD_KEYS = (
   "grad_norm",
   "update_ratio",
@@ -94,12 +102,40 @@ _GRID_HALF_WIDTH = 40.0
 _GRID_POINTS = 80_001
 
 
-def record_preactivation(module: nn.Module, layer: str, z: Array) -> Array:
+@jax.tree_util.register_static
+class SiteActivation:
+  """The activation a site applies, recorded next to its pre-activation.
+
+  A pytree without leaves (the activation is static data), so it passes
+  through `apply`'s collections, `jax.grad`'s aux output and `jax.jit`.
+  """
+
+  __slots__ = ("activation",)
+
+  def __init__(self, activation: Any):
+    self.activation = activation
+
+  # By identity: a flax module or partial need not be hashable by value.
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, SiteActivation) and other.activation is self.activation
+
+  def __hash__(self) -> int:
+    return id(self.activation)
+
+  def __repr__(self) -> str:
+    return f"SiteActivation({self.activation!r})"
+
+
+def record_preactivation(module: nn.Module, layer: str, z: Array, activation: Any = None) -> Array:
   """Records a hidden layer's pre-activation for diagnostics; returns z.
 
   Sows z (a no-op unless the 'preactivations' collection is mutable) and
   passes it through `module.perturb`, so the gradient with respect to z can be
   taken (a no-op unless a 'perturbations' collection is passed to `apply`).
+  `activation` is the activation the site applies to z (a spec string,
+  function or flax module), sown into the 'site_activations' collection; the
+  slope statistics of the site are measured with it. Without it the site is
+  measured with the model's activation.
   """
   name = layer + _SUFFIX
   if not module.is_initializing():
@@ -107,6 +143,8 @@ def record_preactivation(module: nn.Module, layer: str, z: Array) -> Array:
     # made for the batch at hand by `zero_perturbations`.
     z = module.perturb(name, z, collection=PERTURBATIONS)
   module.sow(COLLECTION, name, z)
+  if activation is not None:
+    module.sow(ACTIVATIONS, layer + _ACTIVATION_SUFFIX, SiteActivation(activation))
   return z
 
 
@@ -125,13 +163,24 @@ def zero_perturbations(apply_fn: Callable[..., Any], params: Any, *args, **kwarg
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
 
 
-def _recorded(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-  """(layer path, value) for every recorded entry of a nested collection."""
+def _recorded(
+  tree: Mapping[str, Any], prefix: str = "", suffix: str = _SUFFIX
+) -> Iterator[tuple[str, Any]]:
+  """(layer path, value) for every recorded entry of a nested collection
+  (pre-activations; with `suffix=_ACTIVATION_SUFFIX`, the sites' activations)."""
   for key, value in tree.items():
-    if key.endswith(_SUFFIX):
-      yield prefix + key.removesuffix(_SUFFIX), value
+    if key.endswith(suffix):
+      yield prefix + key.removesuffix(suffix), value
     elif isinstance(value, Mapping):
-      yield from _recorded(value, f"{prefix}{key}/")
+      yield from _recorded(value, f"{prefix}{key}/", suffix)
+
+
+def site_activations(recorded: Mapping[str, Any]) -> dict[str, Any]:
+  """{layer path: the activation the site applies} from the 'site_activations'
+  collection (`record_preactivation`)."""
+  return {
+    name: values[0].activation for name, values in _recorded(recorded, suffix=_ACTIVATION_SUFFIX)
+  }
 
 
 # ----------------------------------------------------------------------------
@@ -264,12 +313,16 @@ def activation_stats(
   preactivations: Mapping[str, Any],
   activation: Any,
   eps: float,
+  applied: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Array]]:
   """{stat: {layer: value}} for every recorded pre-activation.
 
-  `activation` is the model's activation field (a spec string, function or
-  flax module); `eps` the relative slope threshold. Stats that do not apply
-  (see the module docstring) are left out rather than reported empty.
+  Each site is measured with the activation it recorded (`applied`: the
+  'site_activations' collection, sown next to 'preactivations'); `activation` (the
+  model's activation field: a spec string, function or flax module) is used
+  for sites that recorded none, and None leaves them with the pre-activation
+  statistics alone. `eps` is the relative slope threshold. Stats that do not
+  apply (see the module docstring) are left out rather than reported empty.
   """
   stats: dict[str, dict[str, Array]] = {
     k: {}
@@ -284,11 +337,21 @@ def activation_stats(
       " pass each pre-activation through actlab.diagnostics.record_preactivation.",
       stacklevel=2,
     )
-  f = _elementwise(activation)
+  applied = site_activations(applied or {})
+  unknown = [name for name, _ in recorded if name not in applied]
+  if activation is None and unknown:
+    warnings.warn(
+      f"The sites {', '.join(unknown)} record no activation and the model has no"
+      " `activation` field, so they get only pre-activation statistics. Pass"
+      " activation= to actlab.diagnostics.record_preactivation.",
+      stacklevel=2,
+    )
   for name, values in recorded:
     z = values[0].astype(jnp.float32)
     stats["preact_mean"][name] = jnp.mean(z)
     stats["preact_std"][name] = jnp.std(z)
+    site_activation = applied.get(name, activation)
+    f = None if site_activation is None else _elementwise(site_activation)
     if f is None:
       continue
     a, d = jax.jvp(f, (z,), (jnp.ones_like(z),))
@@ -296,7 +359,7 @@ def activation_stats(
     stats["act_std"][name] = jnp.std(a)
     if a.shape != z.shape:  # glu and the like: f' is not elementwise
       continue
-    profile = slope_profile(activation, eps)
+    profile = slope_profile(site_activation, eps)
     stats["dead"][name] = dead_fraction(d, profile.threshold)
     stats["near_dead"][name] = near_dead_fraction(d, profile.threshold)
     stats["saturated"][name] = saturated_fraction(z, d, profile)

@@ -219,7 +219,8 @@ class ActivationSites:
   its own parameters. `deterministic=not train` is passed only to modules
   whose `__call__` declares `deterministic`. Each site's pre-activation goes
   through `actlab.diagnostics.record_preactivation` under the name of the
-  layer that produced it.
+  layer that produced it, with the activation applied there (diagnostics
+  measure each site with its own activation).
   """
 
   def __init__(self, parent: nn.Module, activation: Any, train: bool):
@@ -233,8 +234,8 @@ class ActivationSites:
     return activation_width(self.activation)
 
   def __call__(self, z: Array, layer: str) -> Array:
-    z = diagnostics.record_preactivation(self.parent, layer, z)
     a = self.activation
+    z = diagnostics.record_preactivation(self.parent, layer, z, activation=a)
     if isinstance(a, nn.Module):
       module = a.clone(parent=self.parent, name=self._site_name(type(a)))
     elif activations.is_module(a):

@@ -64,9 +64,9 @@ _ACTIVATION_NOISE_STREAM = 0x5EED
 def _update(
   state: TrainState, batch: dict[str, Array], collect: bool
 ) -> tuple[TrainState, Metrics, Any, Any]:
-  """The optimizer step; with `collect`, also the sown pre-activations and
-  dL/dz at every activation site (collections COLLECTION and PERTURBATIONS
-  of `actlab.diagnostics`)."""
+  """The optimizer step; with `collect`, also the sown pre-activations, the
+  activation each site applies and dL/dz at every activation site
+  (collections COLLECTION, ACTIVATIONS and PERTURBATIONS of `actlab.diagnostics`)."""
   noise = jax.random.fold_in(
     jax.random.fold_in(jax.random.wrap_key_data(state.rng), _ACTIVATION_NOISE_STREAM),
     state.step,
@@ -77,7 +77,7 @@ def _update(
     if collect:
       variables = {"params": params, diagnostics.PERTURBATIONS: perturbations}
       logits, sown = state.apply_fn(
-        variables, batch["image"], mutable=[diagnostics.COLLECTION], **kw
+        variables, batch["image"], mutable=[diagnostics.COLLECTION, diagnostics.ACTIVATIONS], **kw
       )
     else:
       logits, sown = state.apply_fn({"params": params}, batch["image"], **kw), {}
@@ -147,16 +147,21 @@ def train_step_with_diagnostics(
 ) -> tuple[TrainState, Metrics, dict[str, dict[str, Array]]]:
   """`train_step` plus per-layer diagnostics (see `actlab.diagnostics`).
 
-  `activation` is the model's activation field; `saturation_threshold` is
-  eps, relative to the activation's maximum slope. The update is computed by
-  the same code as `train_step`'s, so parameters are identical with
-  diagnostics on or off, and any step may be diagnosed (the run's last one
-  included): the result does not depend on which steps are.
+  `activation` is the model's activation field, for the sites that do not
+  record the activation they apply (see `diagnostics.activation_stats`);
+  `saturation_threshold` is eps, relative to each activation's maximum
+  slope. The update is computed by the same code as `train_step`'s, so
+  parameters are identical with diagnostics on or off, and any step may be
+  diagnosed (the run's last one included): the result does not depend on
+  which steps are.
   """
   new_state, metrics, grads, sown = _update(state, batch, collect=True)
   diag = diagnostics.gradient_stats(state.params, grads, new_state.params)
   preactivations = sown.get(diagnostics.COLLECTION, {})
-  diag.update(diagnostics.activation_stats(preactivations, activation, saturation_threshold))
+  applied = sown.get(diagnostics.ACTIVATIONS, {})
+  diag.update(
+    diagnostics.activation_stats(preactivations, activation, saturation_threshold, applied)
+  )
   backprop = diagnostics.backprop_norms(sown.get(diagnostics.PERTURBATIONS, {}))
   if backprop:
     diag["backprop_norm"] = backprop

@@ -1,8 +1,9 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`.
 
-`build` turns the config into the run's objects (the mesh, the data on
-device, the model, the compiled steps); here they are restored from the
-latest checkpoint and driven by the epoch loop (`_Loop`). The whole dataset
+`build.run_parts` turns the config and the caller's parts into the run's
+objects in one call (the mesh, the data on device, the model, the compiled
+steps: `build.RunParts`); here the state is restored from the latest
+checkpoint and driven by the epoch loop (`_Loop`). The whole dataset
 lives on the device as uint8; each epoch's order is
 `permutation(fold_in(key, epoch))`, so resuming needs no iterator state and
 continues bit for bit, even from the middle of an epoch. Each step gathers its
@@ -34,7 +35,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actlab import build, checkpoint, data, distributed, models, writers
+from actlab import build, checkpoint, distributed, models, writers
 from actlab import config as config_lib
 from actlab import steps as steps_lib
 from actlab.faults import NonFiniteGuard, Preempted, StopRequests
@@ -113,72 +114,49 @@ def _prepare(
   tx: optax.GradientTransformation | None,
   data_arg: str | build.InMemoryData | None,
 ) -> _Loop:
-  """Everything up to the first step: data on device, checks, state, steps.
+  """Everything up to the first step: the run's parts, checks, state.
 
   A SIGTERM meanwhile stops the run between these stages (`stop.check()`);
   only a download is interrupted at once.
   """
   lead = distributed.is_lead()
-  with stop.interruptible() if config.data.download else contextlib.nullcontext():
-    train, evals, test = build.load_splits(config, data_arg)
-  stop.check()
-  input_shape = tuple(train.images.shape[1:])
-  mesh = build.make_mesh()
-  train_data = build.train_on_device(train, mesh)
-  build.check_batch(config, train_data.num_examples)
-  own_model = model is not None
-  num_classes = _num_classes(data_arg, train_data.labels, evals, test)
-  if model is None:
-    model = build.make_model(config, num_classes)
-  custom = _custom_parts(model, input_shape, own_model, tx, data_arg, num_classes)
+  parts = build.run_parts(
+    config,
+    model=model,
+    tx=tx,
+    data=data_arg,
+    loading=stop.interruptible if config.data.download else contextlib.nullcontext,
+    after_loading=stop.check,
+  )
   if lead:
     check_config(config, workdir, allow_config_change)
-    _check_parts(custom, workdir, allow_config_change)
-  # Standardisation statistics from the whole (global) training split.
-  preprocess = build.make_preprocess(config, train_data.images)
-  activation = _diagnosed_activation(config, model)
-  if lead:
-    print(models.summary(model, input_shape), flush=True)
+    _check_parts(parts.custom, workdir, allow_config_change)
+    print(models.summary(parts.model, parts.input_shape), flush=True)
   stop.check()
-  saved, ckpt = _initial_or_restored(config, workdir, model, tx, input_shape, mesh)
+  saved, ckpt = _initial_or_restored(config, workdir, parts)
   try:
     stop.check()
     if lead:
       # Only once the checkpoint is known to fit it.
-      write_config(_recorded_config(config, custom), workdir)
+      write_config(_recorded_config(config, parts.custom), workdir)
       record_provenance(workdir, int(distributed.local_value(saved["state"].step)))
-    return _Loop(
-      config,
-      workdir,
-      mesh,
-      saved,
-      ckpt,
-      train_data=train_data,
-      evals=build.eval_on_device(evals, config.batch_size, mesh),
-      test=build.eval_on_device(test, config.batch_size, mesh) if test is not None else None,
-      steps=build.compile_steps(config, model, preprocess, mesh, activation),
-    )
+    return _Loop(config, workdir, parts, saved, ckpt)
   except BaseException:
     ckpt.close()  # no orbax thread outlives a run stopped here
     raise
 
 
 def _initial_or_restored(
-  config: ml_collections.ConfigDict,
-  workdir: Path,
-  model: nn.Module,
-  tx: optax.GradientTransformation | None,
-  input_shape: tuple[int, ...],
-  mesh: jax.sharding.Mesh,
+  config: ml_collections.ConfigDict, workdir: Path, parts: build.RunParts
 ) -> tuple[dict[str, Any], checkpoint.Checkpoints]:
   """The `saved_tree` of the latest checkpoint, else of a new state; and the checkpoints."""
 
   def init(rng):
-    return saved_tree(build.create_train_state(config, model, rng, tx=tx, input_shape=input_shape))
+    return saved_tree(parts.init_state(rng))
 
   # Created inside jit with a replicated output: the same on every device
   # and process, without a host round trip.
-  saved = jax.jit(init, out_shardings=NamedSharding(mesh, P()))(jax.random.key(config.seed))
+  saved = jax.jit(init, out_shardings=NamedSharding(parts.mesh, P()))(jax.random.key(config.seed))
   ckpt = checkpoint.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
   restored = ckpt.restore_latest(saved)
   if restored is not None:
@@ -242,34 +220,35 @@ class _Loop:
     self,
     config: ml_collections.ConfigDict,
     workdir: Path,
-    mesh: jax.sharding.Mesh,
+    parts: build.RunParts,
     saved: dict[str, Any],
     ckpt: checkpoint.Checkpoints,
-    *,
-    train_data: build.DeviceSplit,
-    evals: build.DeviceSplit,
-    test: build.DeviceSplit | None,
-    steps: build.CompiledSteps,
   ):
-    self.config, self.workdir, self.mesh, self.ckpt = config, workdir, mesh, ckpt
-    self.train_data, self.evals, self.test, self.steps = train_data, evals, test, steps
-    self.state, self.totals = saved["state"], saved["epoch_totals"]
-    self.selected = saved["selected"]
-    self.selected_epoch = int(distributed.local_value(self.selected["epoch"]))
-    self.selected_accuracy = np.float32(distributed.local_value(self.selected["eval_accuracy"]))
-    self.steps_per_epoch = train_data.num_examples // config.batch_size
+    self.config, self.workdir, self.mesh, self.ckpt = config, workdir, parts.mesh, ckpt
+    self.train_data, self.evals, self.test = parts.train, parts.evals, parts.test
+    self.steps = parts.steps
+    self._resume(saved)
+    self.steps_per_epoch = self.train_data.num_examples // config.batch_size
+    self.last_step = config.num_epochs * self.steps_per_epoch - 1
     lead = distributed.is_lead()
     self.writer = writers.MetricsWriter(workdir) if lead else None
     self.console = writers.ConsoleProgress(config.num_epochs, self.steps_per_epoch, enabled=lead)
     self.guard = NonFiniteGuard(config, ckpt)
     self.multi = jax.process_count() > 1
-    self.step = int(distributed.local_value(self.state.step))
-    self.first_epoch = int(distributed.local_value(self.state.epoch))
-    self.last_step = config.num_epochs * self.steps_per_epoch - 1
     self.interval = None  # the current logging interval's metric sums
     self.pending: _Interval | None = None
     self.diagnosed: list[_Diagnosed] = []
     self.trained = False
+
+  def _resume(self, saved: dict[str, Any]) -> None:
+    """Takes the device state from `saved` (`saved_tree`), and host copies
+    of its step, epoch and selected epoch (read once, before any donation)."""
+    self.state, self.totals = saved["state"], saved["epoch_totals"]
+    self.selected = saved["selected"]
+    self.selected_epoch = int(distributed.local_value(self.selected["epoch"]))
+    self.selected_accuracy = np.float32(distributed.local_value(self.selected["eval_accuracy"]))
+    self.step = int(distributed.local_value(self.state.step))
+    self.first_epoch = int(distributed.local_value(self.state.epoch))
 
   def run(self, stop: StopRequests) -> None:
     """Trains the remaining epochs (or until early stopping), then tests once."""
@@ -392,7 +371,17 @@ class _Loop:
     self.state = self.state.replace(epoch=self.state.epoch + 1)
     self.totals = self.steps.zeros()
     self._save()
-    seconds = time.perf_counter() - t0
+    self._log_epoch(epoch, time.perf_counter() - t0, blocked0, train_metrics, eval_metrics)
+
+  def _log_epoch(
+    self,
+    epoch: int,
+    seconds: float,
+    blocked0: float,
+    train_metrics: dict[str, float],
+    eval_metrics: dict[str, float],
+  ) -> None:
+    """The epoch's console line and its train and eval records."""
     self.console.end_epoch(
       seconds,
       loss=train_metrics["loss"],
@@ -431,14 +420,7 @@ class _Loop:
   def _test_once(self) -> None:
     """The test split, once, at the epoch the eval split selected: after
     training, or when a run stopped between its last save and this record."""
-    untested = self.writer is not None and not any(
-      r["split"] == "test" for r in writers.read_metrics(self.workdir)
-    )
-    if not (
-      self.test is not None
-      and self.selected_epoch
-      and distributed.any_process(self.trained or untested)
-    ):
+    if not self._test_due():
       return
     test_metrics = self._evaluate(self.selected["params"], self.test)
     if self.writer:
@@ -452,53 +434,22 @@ class _Loop:
         split_name=self.config.data.test_split or "test",  # or the caller's arrays
       )
 
+  def _test_due(self) -> bool:
+    """Whether there is a test split and a selected epoch, and this run
+    trained or its test record is missing (every process agrees)."""
+    untested = self.writer is not None and not any(
+      r["split"] == "test" for r in writers.read_metrics(self.workdir)
+    )
+    return bool(
+      self.test is not None
+      and self.selected_epoch
+      and distributed.any_process(self.trained or untested)
+    )
+
 
 # ----------------------------------------------------------------------------
 # The caller's parts
 # ----------------------------------------------------------------------------
-
-
-def _custom_parts(
-  model: nn.Module,
-  input_shape: tuple[int, ...],
-  own_model: bool,
-  tx: optax.GradientTransformation | None,
-  data_arg: str | build.InMemoryData | None,
-  num_classes: int | None,
-) -> dict[str, Any] | None:
-  """`build.describe_parts` of what the caller brought; None: nothing."""
-  in_memory = data_arg is not None and not isinstance(data_arg, str)
-  return build.describe_parts(
-    model,
-    input_shape,
-    own_model=own_model,
-    tx=tx,
-    data_arg=data_arg,
-    splits=build.in_memory_splits(data_arg) if in_memory else (),
-    num_classes=num_classes,
-  )
-
-
-def _diagnosed_activation(config: ml_collections.ConfigDict, model: nn.Module) -> Any:
-  """The model's activation, which diagnostics need (`model.activation`)."""
-  activation = getattr(model, "activation", None)
-  if config.diagnostics.enabled and activation is None:
-    raise config_lib.ConfigError(
-      f"config.diagnostics.enabled needs a model with an `activation` field;"
-      f" {type(model).__name__} has none. Set --config.diagnostics.enabled=False."
-    )
-  return activation
-
-
-def _num_classes(
-  data_arg: str | build.InMemoryData | None, train_y: Array, *splits: data.Split | None
-) -> int | None:
-  """Classes of a caller's data (largest label + 1 over every split, the
-  whole training split included); None: the config's dataset's."""
-  if data_arg is None:
-    return None
-  labels = [s.labels for s in splits if s is not None]
-  return build.num_classes_of(distributed.local_value(train_y), *labels)
 
 
 def _recorded_config(

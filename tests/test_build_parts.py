@@ -137,3 +137,31 @@ def test_in_memory_splits_as_a_tuple_and_models_without_train():
   assert build.apply_fn(lenet) == lenet.apply
   nothing_own = dict(own_model=False, tx=None, data_arg=None, splits=())
   assert build.describe_parts(lenet, (32, 32, 3), **nothing_own) is None
+
+
+def test_run_parts_makes_everything_the_loop_runs_on_in_one_call():
+  loaded, checked = [], []
+
+  class Loading:
+    def __enter__(self):
+      loaded.append("enter")
+
+    def __exit__(self, *exc):
+      loaded.append("exit")
+
+  parts = build.run_parts(
+    tiny_config(),
+    model=TwoLayer(),
+    data=arrays(n_eval=12),
+    loading=Loading,
+    after_loading=lambda: checked.append(list(loaded)),
+  )
+  assert checked == [["enter", "exit"]]  # called once the data is read
+  assert parts.input_shape == (8, 8, 3) and parts.train.num_examples == 32
+  assert parts.evals.num_examples == 16 and parts.test is None  # 12 padded to 2 batches
+  assert parts.custom["model"]["class"].endswith("TwoLayer")
+  assert parts.custom["optimizer"] == "config" and parts.custom["data"]["num_classes"] == 4
+  # The initial state is create_train_state's, bit for bit.
+  rng = jax.random.key(3)
+  want = build.create_train_state(tiny_config(), TwoLayer(), rng, input_shape=(8, 8, 3))
+  jax.tree.map(np.testing.assert_array_equal, parts.init_state(rng).params, want.params)

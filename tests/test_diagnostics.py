@@ -227,6 +227,44 @@ def test_layers_nested_in_submodules_are_found_by_path():
   assert set(diag["update_ratio"]) == sites | {"head"}
 
 
+class Mixed(nn.Module):
+  """sigmoid at one site, the model's own activation (relu) at the other."""
+
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = x.reshape((x.shape[0], -1))
+    # Large pre-activations, so that sigmoid's tails are reached.
+    wide = nn.initializers.normal(1.0)
+    z = nn.Dense(32, kernel_init=wide, name="gate")(x)
+    x = models.ActivationSites(self, "sigmoid", train)(z, "gate")
+    x = models.ActivationSites(self, self.activation, train)(
+      nn.Dense(32, name="hidden")(x), "hidden"
+    )
+    return nn.Dense(10, name="head")(x)
+
+
+def test_each_site_of_a_mixed_model_is_measured_with_its_own_activation():
+  model = Mixed()
+  state, batch = _state_and_batch(model, n=16)
+  _, _, diag = _diagnose(state, batch, model.activation)
+  _, sown = model.apply({"params": state.params}, batch["image"], mutable=[diagnostics.COLLECTION])
+  z = sown[diagnostics.COLLECTION]["gate:preactivation"][0]
+  sigmoid, relu = _stats("sigmoid", z), _stats("relu", z)
+  assert sigmoid["saturated"] > 0.1 and relu["saturated"] == 0.0  # the figures differ
+  for key in ("dead", "near_dead", "saturated", "act_mean", "act_std"):
+    assert diag[key]["gate"] == pytest.approx(sigmoid[key], abs=1e-6), key
+  # The other site applies the model's relu and is measured as relu.
+  h = sown[diagnostics.COLLECTION]["hidden:preactivation"][0]
+  assert diag["act_mean"]["hidden"] == pytest.approx(_stats("relu", h)["act_mean"], rel=1e-6)
+  # A site that records no activation falls back to the model's.
+  preacts = {"gate:preactivation": (z,)}
+  assert diagnostics.activation_stats(preacts, "sigmoid", 0.01)["saturated"]["gate"] == (
+    pytest.approx(sigmoid["saturated"])
+  )
+
+
 def test_a_model_that_records_nothing_gets_a_warning_and_kernel_norms():
   state, batch = _state_and_batch(Silent())
   with pytest.warns(UserWarning, match="recorded no pre-activations"):
@@ -257,7 +295,9 @@ def test_recording_adds_nothing_to_the_default_step(monkeypatch):
   state, batch = _state_and_batch(model)
   # A fresh function each time, so no trace is reused from a cache.
   recorded = str(jax.make_jaxpr(lambda s, b: steps.train_step(s, b))(state, batch))
-  monkeypatch.setattr(diagnostics, "record_preactivation", lambda module, layer, z: z)
+  monkeypatch.setattr(
+    diagnostics, "record_preactivation", lambda module, layer, z, activation=None: z
+  )
   bare = str(jax.make_jaxpr(lambda s, b: steps.train_step(s, b))(state, batch))
   assert recorded == bare
 
