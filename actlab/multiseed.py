@@ -57,6 +57,14 @@ def seed_dirs(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> 
   return [Path(workdir) / f"seed_{config.seed + k}" for k in range(config.seeds_per_program)]
 
 
+def final_summary(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, Any]:
+  """`train.final_summary` of the run `config` trains in `workdir`; with
+  seeds_per_program > 1, of each seed's, by folder name (`seed_<s>`)."""
+  if config.get("seeds_per_program", 1) == 1:
+    return train_lib.final_summary(workdir)
+  return {d.name: train_lib.final_summary(d) for d in seed_dirs(config, workdir)}
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict,
   workdir: str | os.PathLike,

@@ -115,6 +115,8 @@ class Plan:
       n = run_config(self, Run(cond["name"], self.seeds[0], dict(cond["fields"]))).get(
         "seeds_per_program", 1
       )
+      if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SweepError(f"seeds_per_program must be a positive integer, got {n!r}.")
       out += [
         (first, list(range(first * k + c, min(first + n, len(self.seeds)) * k, k)))
         for first in range(0, len(self.seeds), n)
@@ -312,7 +314,7 @@ def run_one(sweep_dir: Path, index: int) -> int:
   t0 = time.time()
   configs, workdirs = [run_config(p, r) for r in todo], [run_dir(sweep_dir, r) for r in todo]
   try:
-    if len(tasks[index]) == 1:
+    if configs[0].get("seeds_per_program", 1) == 1:
       train.train_and_evaluate(configs[0], workdirs[0])
     else:
       multiseed.train_seeds(configs, workdirs)

@@ -147,15 +147,15 @@ def main(argv: list[str] | None = None) -> int:
       sys.exit(f"N={n} failed:\n{out.stderr[-4000:]}")
     r = json.loads(out.stdout.strip().splitlines()[-1])
     results.append(r)
+    if args.out:  # after each N: a run stopped early keeps what it measured
+      meta = {"machine": platform.machine(), "python": platform.python_version(), "argv": sys.argv}
+      args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     print(
       f"N={n:3d}  grouped {r['grouped_images_per_s']:8.0f} images/s"
       f"  separate {r['separate_images_per_s']:8.0f} images/s  ratio {r['ratio']:.2f}"
       f"  ({r['backend']}, {r['devices']} device(s))",
       flush=True,
     )
-  if args.out:
-    meta = {"machine": platform.machine(), "python": platform.python_version(), "argv": sys.argv}
-    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
   return 0
 
 

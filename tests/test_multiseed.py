@@ -29,21 +29,22 @@ RTOL = 1e-5
 PARAMS_ATOL = 1e-4
 
 
+# The validation protocol on the 40-image fake CIFAR-10: 4 steps an epoch, 2 epochs.
+SMALL = dict(
+  batch_size=8,
+  num_epochs=2,
+  log_every_steps=2,
+  train_split="train[:32]",
+  eval_split="train[32:]",
+  test_split="test",
+)
+
+
 def small_config(data_dir, **fields):
-  """The validation protocol on the 40-image fake CIFAR-10: 4 steps an epoch, 2 epochs."""
+  """`SMALL` on the fake CIFAR-10 in `data_dir`."""
   c = config_lib.base_config()
   return set_fields(
-    c,
-    data_dir=str(data_dir),
-    download=False,
-    input_scaling="unit",
-    batch_size=8,
-    num_epochs=2,
-    log_every_steps=2,
-    train_split="train[:32]",
-    eval_split="train[32:]",
-    test_split="test",
-    **fields,
+    c, data_dir=str(data_dir), download=False, input_scaling="unit", **{**SMALL, **fields}
   )
 
 
@@ -77,7 +78,7 @@ def separate_runs(fake_cifar10, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def group_run(fake_cifar10, tmp_path_factory):
-  """The same seeds in one program: (workdir, returned states)."""
+  """The same seeds in one program: (workdir, each seed's final state)."""
   data_dir, _ = fake_cifar10
   root = tmp_path_factory.mktemp("group")
   states = train.train_and_evaluate(small_config(data_dir, seeds_per_program=len(SEEDS)), root)
@@ -86,6 +87,10 @@ def group_run(fake_cifar10, tmp_path_factory):
 
 def test_each_seed_matches_its_separate_run(group_run, separate_runs):
   root, states = group_run
+  # What experiments/main.py prints at the end: each seed's summary.
+  summary = multiseed.final_summary(small_config("", seeds_per_program=len(SEEDS)), root)
+  assert summary == {f"seed_{s}": train.final_summary(root / f"seed_{s}") for s in SEEDS}
+  assert summary["seed_0"]["selected_epoch"] in (1, 2)
   assert sorted(p.name for p in root.iterdir()) == [f"seed_{s}" for s in SEEDS]
   for s, state in zip(SEEDS, states):
     d = root / f"seed_{s}"
@@ -214,4 +219,10 @@ def test_a_sweep_groups_the_seeds_of_each_condition(fake_cifar10, tmp_path, sepa
     assert json.loads((d / sweep.DONE_FILE).read_text())["run"] == f"relu/seed_{s}"
     assert_same_records(d, separate_runs[s])
   assert not (tmp_path / "tanh").exists()
+  # The last seed, alone in its task: trained in its own folder, not as a group of its own.
+  assert sweep.run_one(tmp_path, 2) == 0
+  assert (tmp_path / "relu/seed_2" / sweep.DONE_FILE).exists()
+  assert not (tmp_path / "relu/seed_2/seed_2").exists()
   assert sweep.run_one(tmp_path, 0) == 0  # finished: skipped
+  with pytest.raises(sweep.SweepError, match="seeds_per_program must be a positive integer"):
+    sweep.plan(comparison, {**overrides, "seeds_per_program": 0}, seeds=[0]).tasks()
