@@ -71,12 +71,18 @@ def train_and_evaluate(
   *,
   allow_config_change: bool = False,
   **parts: Any,
-) -> list[TrainState]:
+) -> TrainState | list[TrainState]:
   """`train.train_and_evaluate` for seeds config.seed..config.seed+N-1
-  (N = config.seeds_per_program) in one program, into `workdir/seed_<s>/`.
+  (N = config.seeds_per_program) in one program, into `workdir/seed_<s>/`;
+  with N = 1, `train.train_and_evaluate` itself (`parts`: its model, tx, data).
 
-  Returns each seed's final state.
+  Returns each seed's final state (N = 1: the run's).
   """
+  if config.get("seeds_per_program", 1) == 1:
+    return train_lib.train_and_evaluate(
+      config, workdir, allow_config_change=allow_config_change, **parts
+    )
+  config_lib.validate(config)
   given = sorted(k for k, v in parts.items() if v is not None)
   if given:
     raise config_lib.ConfigError(

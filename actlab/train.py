@@ -84,11 +84,11 @@ def train_and_evaluate(
   or its saved config or parts differ (unless `allow_config_change`).
   """
   config_lib.validate(config)
-  if config.get("seeds_per_program", 1) > 1:  # seeds workdir/seed_<s>/ in one program
-    from actlab import multiseed  # pylint: disable=g-import-not-at-top  (imports this module)
-
-    return multiseed.train_and_evaluate(  # type: ignore[return-value]  (a state per seed)
-      config, workdir, allow_config_change=allow_config_change, model=model, tx=tx, data=data
+  if config.get("seeds_per_program", 1) > 1:  # actlab.multiseed drives this module, not back
+    raise config_lib.ConfigError(
+      f"config.seeds_per_program={config.seeds_per_program} trains several seeds in one"
+      " program: call actlab.multiseed.train_and_evaluate(config, workdir), as"
+      " experiments/main.py and sweeps do, or set --config.seeds_per_program=1."
     )
   if model is not None and not isinstance(model, nn.Module):
     raise TypeError(f"model must be a flax.linen Module, got {type(model).__name__}.")

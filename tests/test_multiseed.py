@@ -81,7 +81,7 @@ def group_run(fake_cifar10, tmp_path_factory):
   """The same seeds in one program: (workdir, each seed's final state)."""
   data_dir, _ = fake_cifar10
   root = tmp_path_factory.mktemp("group")
-  states = train.train_and_evaluate(small_config(data_dir, seeds_per_program=len(SEEDS)), root)
+  states = multiseed.train_and_evaluate(small_config(data_dir, seeds_per_program=len(SEEDS)), root)
   return root, states
 
 
@@ -142,10 +142,10 @@ def test_an_interrupted_group_resumes_to_the_same_records(
   with monkeypatch.context() as m:
     m.setattr(multiseed._Group, "_flush_logs", stop_after_step_3)
     with pytest.raises(Preempted, match="after step 3"):
-      train.train_and_evaluate(config, tmp_path)
+      multiseed.train_and_evaluate(config, tmp_path)
   for s in SEEDS:
     assert any(r["split"] == "preempted" for r in writers.read_metrics(tmp_path / f"seed_{s}"))
-  states = train.train_and_evaluate(config, tmp_path)
+  states = multiseed.train_and_evaluate(config, tmp_path)
   root, straight = group_run
   # As in a single run, the logging interval the stop cut (steps 3-4) is
   # logged over the steps after the resume; the epoch's sums hold all of them.
@@ -161,7 +161,7 @@ def test_seeds_at_different_steps_are_refused(fake_cifar10, separate_runs, tmp_p
   data_dir, _ = fake_cifar10
   shutil.copytree(separate_runs[1], tmp_path / "seed_1")  # seed 1 finished alone; seed 0 new
   with pytest.raises(WorkdirError, match="seed_0: step 0, seed_1: step 8.*seeds_per_program=1"):
-    train.train_and_evaluate(small_config(data_dir, seeds_per_program=2), tmp_path)
+    multiseed.train_and_evaluate(small_config(data_dir, seeds_per_program=2), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -181,6 +181,13 @@ def test_seeds_at_different_steps_are_refused(fake_cifar10, separate_runs, tmp_p
 def test_invalid_or_uncombinable_settings_are_refused(tmp_path, fields, message):
   c = small_config(tmp_path / "no_data", **fields)
   with pytest.raises(config_lib.ConfigError, match=message):
+    multiseed.train_and_evaluate(c, tmp_path / "wd")
+  assert not (tmp_path / "wd").exists()
+
+
+def test_train_and_evaluate_points_to_multiseed(tmp_path):
+  c = small_config(tmp_path / "no_data", seeds_per_program=2)
+  with pytest.raises(config_lib.ConfigError, match="call actlab.multiseed.train_and_evaluate"):
     train.train_and_evaluate(c, tmp_path / "wd")
   assert not (tmp_path / "wd").exists()
 
@@ -188,10 +195,10 @@ def test_invalid_or_uncombinable_settings_are_refused(tmp_path, fields, message)
 def test_custom_parts_and_multiple_processes_are_refused(tmp_path, monkeypatch):
   c = small_config(tmp_path / "no_data", seeds_per_program=2)
   with pytest.raises(config_lib.ConfigError, match="model cannot be passed"):
-    train.train_and_evaluate(c, tmp_path / "wd", model=object())
+    multiseed.train_and_evaluate(c, tmp_path / "wd", model=object())
   monkeypatch.setattr(jax, "process_count", lambda: 2)
   with pytest.raises(config_lib.ConfigError, match="runs in one process.*2 processes"):
-    train.train_and_evaluate(c, tmp_path / "wd")
+    multiseed.train_and_evaluate(c, tmp_path / "wd")
 
 
 def test_a_sweep_groups_the_seeds_of_each_condition(fake_cifar10, tmp_path, separate_runs):
