@@ -457,6 +457,14 @@ def eval_on_device(split: data.Split, batch_size: int, mesh: jax.sharding.Mesh) 
   return DeviceSplit(images, labels, mask)
 
 
+def eval_and_test_on_device(
+  evals: data.Split, test: data.Split | None, batch_size: int, mesh: jax.sharding.Mesh
+) -> tuple[DeviceSplit, DeviceSplit | None]:
+  """`eval_on_device` of the eval split and of the test split, if there is one."""
+  on_device = functools.partial(eval_on_device, batch_size=batch_size, mesh=mesh)
+  return on_device(evals), on_device(test) if test is not None else None
+
+
 @dataclasses.dataclass(frozen=True)
 class CompiledSteps:
   """A run's jitted step functions (`compile_steps`); `i` is a step's index in its epoch.
@@ -479,6 +487,18 @@ class CompiledSteps:
   copy: Callable[..., Any]
 
 
+def step_options(
+  config: Config, preprocess: Callable[[Array], Array], mesh: jax.sharding.Mesh
+) -> dict[str, Any]:
+  """The keyword arguments `steps.train_on_indices` and `steps.eval_on_slice`
+  take for a run: its batch size, its preprocessing, batches sharded over 'data'."""
+  return dict(
+    batch_size=config.batch_size,
+    preprocess=preprocess,
+    batch_sharding=NamedSharding(mesh, P("data")),
+  )
+
+
 def compile_steps(
   config: Config,
   model: nn.Module,
@@ -491,11 +511,7 @@ def compile_steps(
   is the model's `activation` field or None: diagnostics measure the sites
   that record no activation with it (unused without config.diagnostics.enabled)."""
   replicated = NamedSharding(mesh, P())
-  common = dict(
-    batch_size=config.batch_size,
-    preprocess=preprocess,
-    batch_sharding=NamedSharding(mesh, P("data")),
-  )
+  common = step_options(config, preprocess, mesh)
   train = jax.jit(functools.partial(steps_lib.train_on_indices, **common), donate_argnums=(0, 1))
   evaluate = jax.jit(
     functools.partial(steps_lib.eval_on_slice, apply_fn=apply_fn(model), **common),

@@ -106,6 +106,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 0  # 0: only at the end of every epoch
   c.nonfinite_policy = "stop"  # or "skip": skip steps with non-finite loss/grad
   c.max_consecutive_skips = 10  # "skip" stops after this many in a row
+  # Seeds trained together in one compiled program (actlab.multiseed): N>1
+  # trains seeds seed..seed+N-1 into workdir/seed_<s>/. For accelerators; on
+  # CPU one seed per program is faster (docs/benchmarks.md).
+  c.seeds_per_program = 1
 
   # Per-layer gradient norms, activation statistics, saturated and dead
   # units, update ratios: logged as "diagnostics" records (actlab.diagnostics).
@@ -214,6 +218,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "max_consecutive_skips",
   ):
     _positive_int(config, field)
+  if "seeds_per_program" in config:  # configs built before the field existed lack it
+    _positive_int(config, "seeds_per_program")
   _non_negative_int(config, "checkpoint_every_steps", "per epoch only")
   _non_negative_int(config, "early_stopping_patience", "off")
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)

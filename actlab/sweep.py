@@ -7,7 +7,10 @@ and is reported the same way; `SWEEP/sweep.json` records the plan, and
 `done.json` in a run's folder marks it finished. Rerunning a sweep therefore
 skips finished runs and resumes interrupted ones, on any machine that sees the
 folder. The seed fixes the initialisation and the data order, so conditions
-that share a seed form a paired comparison.
+that share a seed form a paired comparison. With `seeds_per_program=N` (an
+override or a config field) a worker or array task trains N seeds of one
+condition in one program (`Plan.tasks`, `actlab.multiseed`), each still in
+its own `seed_<s>/` folder.
 
 Executors:
   local   one worker process per run, at most `workers` at a time; with
@@ -18,7 +21,7 @@ Executors:
   slurm   a job-array script, one array task per run (`write_slurm`); exit 75
           (preempted after saving) requeues the task.
 
-  python -m actlab.sweep run SWEEP --index=I    # one run of a planned sweep
+  python -m actlab.sweep run SWEEP --index=I    # one task of a planned sweep
 """
 
 from __future__ import annotations
@@ -101,6 +104,25 @@ class Plan:
     """Seed-major order, so a partly finished sweep has every condition at
     its first seeds (the paired comparison grows evenly)."""
     return [Run(c["name"], seed, dict(c["fields"])) for seed in self.seeds for c in self.conditions]
+
+  def tasks(self) -> list[list[int]]:
+    """What each worker process (or array task) trains, as indices into `runs()`:
+    one run each, or with `seeds_per_program=N` up to N seeds of one condition
+    in one program (`actlab.multiseed`), in the plan's order of seeds."""
+    k = len(self.conditions)
+    out = []
+    for c, cond in enumerate(self.conditions):
+      n = run_config(self, Run(cond["name"], self.seeds[0], dict(cond["fields"]))).get(
+        "seeds_per_program", 1
+      )
+      if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SweepError(f"seeds_per_program must be a positive integer, got {n!r}.")
+      out += [
+        (first, list(range(first * k + c, min(first + n, len(self.seeds)) * k, k)))
+        for first in range(0, len(self.seeds), n)
+      ]
+    # Seed-major like runs() (a stable sort keeps the conditions' order).
+    return [task for _, task in sorted(out, key=lambda t: t[0])]
 
   def save(self, sweep_dir: Path) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -274,34 +296,39 @@ def status(sweep_dir: Path, run: Run) -> str:
 
 
 def run_one(sweep_dir: Path, index: int) -> int:
-  """Trains run `index` of the planned sweep in this process; an exit code."""
-  from actlab import faults, train  # pylint: disable=g-import-not-at-top  (workers import late)
+  """Trains task `index` of the planned sweep (`Plan.tasks`: a run, or several
+  seeds of one condition in one program) in this process; an exit code."""
+  from actlab import faults, multiseed, train  # pylint: disable=g-import-not-at-top  (late)
   from actlab.workdir import WorkdirError  # pylint: disable=g-import-not-at-top
 
   p = Plan.load(sweep_dir)
-  runs = p.runs()
-  if not 0 <= index < len(runs):
-    print(f"error: run index {index} is outside 0..{len(runs) - 1}", file=sys.stderr)
+  runs, tasks = p.runs(), p.tasks()
+  if not 0 <= index < len(tasks):
+    print(f"error: task index {index} is outside 0..{len(tasks) - 1}", file=sys.stderr)
     return 2
-  run = runs[index]
-  workdir = run_dir(sweep_dir, run)
-  if status(sweep_dir, run) == "done":
+  todo = [runs[i] for i in tasks[index] if status(sweep_dir, runs[i]) != "done"]
+  if not todo:
     faults.work_done()
-    print(f"{run.name}: finished before, skipped")
+    print(f"{', '.join(runs[i].name for i in tasks[index])}: finished before, skipped")
     return 0
   t0 = time.time()
+  configs, workdirs = [run_config(p, r) for r in todo], [run_dir(sweep_dir, r) for r in todo]
   try:
-    train.train_and_evaluate(run_config(p, run), workdir)
+    if configs[0].get("seeds_per_program", 1) == 1:
+      train.train_and_evaluate(configs[0], workdirs[0])
+    else:
+      multiseed.train_seeds(configs, workdirs)
   except faults.Preempted as e:
     print(e, file=sys.stderr)
     return PREEMPTED_EXIT_CODE
   except WorkdirError as e:
     print(f"error: {e}", file=sys.stderr)
     return BUSY_EXIT_CODE
-  summary = {"run": run.name, "seconds": time.time() - t0, **train.final_summary(workdir)}
-  tmp = workdir / (DONE_FILE + ".tmp")
-  tmp.write_text(json.dumps(summary, indent=2) + "\n")
-  tmp.replace(workdir / DONE_FILE)
+  for run, workdir in zip(todo, workdirs):
+    summary = {"run": run.name, "seconds": time.time() - t0, **train.final_summary(workdir)}
+    tmp = workdir / (DONE_FILE + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(workdir / DONE_FILE)
   faults.work_done()
   return 0
 
@@ -372,19 +399,23 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
   """
   sweep_dir = Path(sweep_dir).resolve()
   p = Plan.load(sweep_dir)
-  runs = p.runs()
+  runs, tasks = p.runs(), p.tasks()
   cores = available_cores()
   pin = (workers > 1 and len(cores) >= workers) if pin is None else pin
   slots = core_slots(cores, workers) if pin else [None] * workers
   outcome: dict[str, list[str]] = {
     k: [] for k in ("done", "skipped", "preempted", "busy", "failed")
   }
-  todo = []
-  for i, run in enumerate(runs):
-    if status(sweep_dir, run) == "done":
-      outcome["skipped"].append(run.name)
-    else:
-      todo.append(i)
+  todo = []  # task indices
+  for t, task in enumerate(tasks):
+    finished = [runs[i].name for i in task if status(sweep_dir, runs[i]) == "done"]
+    outcome["skipped"] += finished
+    if len(finished) < len(task):
+      todo.append(t)
+
+  def names(t: int) -> list[str]:
+    return [runs[i].name for i in tasks[t] if runs[i].name not in outcome["skipped"]]
+
   print(
     f"sweep {sweep_dir}: {len(runs)} runs, {len(outcome['skipped'])} finished before,"
     f" {len(todo)} to run on {workers} worker(s)" + (" pinned to cores" if pin else ""),
@@ -404,7 +435,7 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
       free = [s for s in range(workers) if s not in active]
       while todo and free and not stopping:
         slot, index = free.pop(0), todo.pop(0)
-        d = run_dir(sweep_dir, runs[index])
+        d = run_dir(sweep_dir, runs[tasks[index][0]])  # a task's log: in its first run's folder
         d.mkdir(parents=True, exist_ok=True)
         log = open(d / LOG_FILE, "a")  # noqa: SIM115  (closed when the worker ends)
         cpus = slots[slot]
@@ -417,7 +448,8 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
           preexec_fn=pre,
         )
         active[slot] = (proc, index, log)
-        print(f"  start {runs[index].name}" + (f" on core(s) {cpus}" if cpus else ""), flush=True)
+        where = f" on core(s) {cpus}" if cpus else ""
+        print(f"  start {', '.join(names(index))}{where}", flush=True)
       if stopping and not active:
         break
       time.sleep(0.2)
@@ -427,20 +459,20 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
           continue
         log.close()
         del active[slot]
-        name = runs[index].name
         kind = {0: "done", PREEMPTED_EXIT_CODE: "preempted", BUSY_EXIT_CODE: "busy"}.get(
           code, "failed"
         )
-        outcome[kind].append(name)
+        outcome[kind] += names(index)
+        log_file = run_dir(sweep_dir, runs[tasks[index][0]]) / LOG_FILE
         print(
-          f"  {kind:9s} {name} (exit {code}; log: {run_dir(sweep_dir, runs[index]) / LOG_FILE})",
+          f"  {kind:9s} {', '.join(names(index))} (exit {code}; log: {log_file})",
           flush=True,
         )
   finally:
     for s, handler in old.items():
       signal.signal(s, handler)
   if stopping:
-    outcome["preempted"] += [runs[i].name for i in todo]
+    outcome["preempted"] += [name for t in todo for name in names(t)]
   return outcome
 
 
@@ -452,8 +484,9 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
 # it. `#SBATCH` lines are read by sbatch, not bash, and do not take quoted
 # paths: the output path goes on sbatch's command line instead (`sbatch_argv`).
 _SBATCH = """#!/bin/bash
-# One array task per run of a sweep; finished runs exit at once, preempted
-# ones (exit 75, after saving) are requeued and resume. Submit it with
+# One array task per task of a sweep (a run, or seeds_per_program seeds of a
+# condition); finished runs exit at once, preempted ones (exit 75, after
+# saving) are requeued and resume. Submit it with
 #   {submit}
 #SBATCH --job-name={job_name}
 #SBATCH --array=0-{last}{throttle}
@@ -499,7 +532,7 @@ def write_slurm(
 ) -> Path:
   """Writes SWEEP/slurm/sweep.sbatch: a job array over the planned runs."""
   sweep_dir = Path(sweep_dir).resolve()
-  runs = Plan.load(sweep_dir).runs()
+  tasks = Plan.load(sweep_dir).tasks()
   (sweep_dir / "slurm").mkdir(parents=True, exist_ok=True)
   script = sweep_dir / "slurm" / "sweep.sbatch"
   for what, text in (
@@ -515,7 +548,7 @@ def write_slurm(
       submit=shlex.join(sbatch_argv(script)),
       # A job name is a label: anything but letters, digits and ._- becomes _.
       job_name=re.sub(r"[^A-Za-z0-9._-]", "_", f"actlab-{sweep_dir.name}"),
-      last=len(runs) - 1,
+      last=len(tasks) - 1,
       throttle=f"%{max_parallel}" if max_parallel else "",
       extra=extra,
       cwd=shlex.quote(str(Path.cwd())),

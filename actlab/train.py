@@ -85,6 +85,12 @@ def train_and_evaluate(
   or its saved config or parts differ (unless `allow_config_change`).
   """
   config_lib.validate(config)
+  if config.get("seeds_per_program", 1) > 1:  # actlab.multiseed drives this module, not back
+    raise config_lib.ConfigError(
+      f"config.seeds_per_program={config.seeds_per_program} trains several seeds in one"
+      " program: call actlab.multiseed.train_and_evaluate(config, workdir), as"
+      " experiments/main.py and sweeps do, or set --config.seeds_per_program=1."
+    )
   if model is not None and not isinstance(model, nn.Module):
     raise TypeError(f"model must be a flax.linen Module, got {type(model).__name__}.")
   if tx is not None and not isinstance(tx, optax.GradientTransformation):

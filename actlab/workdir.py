@@ -34,6 +34,7 @@ MAY_CHANGE_ON_RESUME = frozenset(
     "checkpoint_every_steps",
     "nonfinite_policy",
     "max_consecutive_skips",
+    "seeds_per_program",  # the same data order and steps, in one program or apart
     "diagnostics",
     "data.data_dir",
     "data.download",

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     p.save(args.workdir)
     if args.launcher == "slurm":
       script = sweep.write_slurm(args.workdir, args.sbatch, args.max_parallel)
-      print(f"wrote {script} ({len(p.runs())} array tasks)")
+      print(f"wrote {script} ({len(p.tasks())} array tasks)")
       if args.submit:
         print(sweep.submit_slurm(script))
       return 0

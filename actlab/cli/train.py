@@ -23,7 +23,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from actlab import data, distributed, train
+from actlab import data, distributed, multiseed
 from actlab.checkpoint import CheckpointError
 from actlab.cli import importable_cwd
 from actlab.config import ConfigError, base_config, closest_field
@@ -88,7 +88,7 @@ def main(argv):
   workdir = Path(FLAGS.workdir).expanduser()
   try:
     # The flag's text, not a Path: an empty --workdir must not become ".".
-    train.train_and_evaluate(
+    multiseed.train_and_evaluate(  # seeds_per_program=1: train.train_and_evaluate
       FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change
     )
   except faults.Preempted as e:
@@ -106,7 +106,7 @@ def main(argv):
     faults.exit_now(130)
   faults.work_done()
   if distributed.is_lead():
-    print(json.dumps(train.final_summary(workdir), indent=2))
+    print(json.dumps(multiseed.final_summary(FLAGS.config, workdir), indent=2))
 
 
 def parse_flags(argv: list[str]) -> list[str]:
