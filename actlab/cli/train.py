@@ -75,6 +75,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  _require_loaded_config()
   # Cluster jobs: let the TFDS and orbax chatter through only at warning level.
   pylogging.getLogger("absl").setLevel(pylogging.WARNING)
   if FLAGS.coordinator_address is None:  # a multi-process run keeps JAX's count
@@ -124,7 +125,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         f"error: config.{group.group(1)} is a group of fields, not a field"
         + (f"; did you mean --config.{closest}?" if closest else ".")
       )
-    sys.exit(f"error: {e}\nPass --helpfull to see the flags.")
+    sys.exit(_config_file_error(e) or f"error: {e}\nPass --helpfull to see the flags.")
   except (AttributeError, KeyError) as e:  # ml_collections on a field the config lacks
     text = str(e)
     names = [
@@ -141,6 +142,34 @@ def parse_flags(argv: list[str]) -> list[str]:
       None,
     )
     sys.exit(_unknown_field(asked or text.splitlines()[0]))
+
+
+def _config_file_error(e: Exception) -> str | None:
+  """One line for a config file whose get_config() raised: ml_collections puts
+  the whole traceback into the flag's error; its last line says what failed."""
+  flag = re.match(r"flag (--?config=.*?): Error whilst parsing config file", str(e))
+  if not flag:
+    return None
+  lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+  return (
+    f"error: {flag.group(1)}: get_config() failed with"
+    f" {lines[-1]}. Check the ':ARG' after the file name (the config file's"
+    " docstring lists what it takes) or the file itself."
+  )
+
+
+def _require_loaded_config() -> None:
+  """Exits with one line when the --config file could not be loaded (ml_collections
+  defers that error to the config's first use, as a chained traceback)."""
+  try:
+    FLAGS.config.get("seed")
+  except OSError as e:
+    detail = [x.strip() for x in str(e).splitlines() if x.strip()][-1]
+    sys.exit(
+      f"error: --config={FLAGS['config'].config_filename} cannot be loaded ({detail})."
+      " Give the path of a config file with a get_config() function, e.g."
+      " --config=experiments/configs/lenet5_cifar10.py."
+    )
 
 
 def _closest_field(field: str) -> str | None:
