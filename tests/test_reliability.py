@@ -164,6 +164,19 @@ def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, 
   assert epoch2 and epoch2[0]["skipped"] == 4  # steps 7-10 of 6-10
 
 
+def test_skip_policy_stops_at_the_limit_between_logging_boundaries(fake_cifar10, tmp_path):
+  """Steps 7, 8, 9 are non-finite; with a limit of 3 the run stops after step
+  9, although the next logging boundary is step 10 (the epoch's end)."""
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  bad = _diverge(data_dir, wd, nonfinite_policy="skip", max_consecutive_skips=3, log_every_steps=5)
+  with pytest.raises(faults.NonFiniteError, match="^3 consecutive steps had a non-finite") as err:
+    train.train_and_evaluate(bad, wd, allow_config_change=True)
+  assert "3 skipped in all" in str(err.value)
+  (last,) = [r for r in writers.read_metrics(wd) if r["split"] == "train_interval"][-1:]
+  assert (last["step"], last["skipped"], last["max_consecutive_skips"]) == (9, 3, 3)
+
+
 def test_skip_policy_leaves_params_untouched_on_nonfinite_batch():
   cfg = small_config(nonfinite_policy="skip")
   state = build.create_train_state(cfg, build.make_model(cfg), jax.random.key(0))
