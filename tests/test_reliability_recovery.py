@@ -362,7 +362,7 @@ def test_a_save_that_fails_on_disk_is_one_error_line_and_orbax_logs_to_a_file(
   wd = tmp_path / "wd"
   train.train_and_evaluate(small_config(data_dir), wd)
 
-  fields = dict(batch_size=8, num_epochs=3, log_every_steps=2)
+  fields = dict(batch_size=8, num_epochs=2, log_every_steps=2)
   argv = [sys.executable, *experiment_args(data_dir, wd, **fields)]
   out = subprocess.run(
     ["bash", "-c", f"ulimit -f 200 && exec {shlex.join(argv)}"],  # 200 KiB a file
@@ -381,10 +381,8 @@ def test_a_save_that_fails_on_disk_is_one_error_line_and_orbax_logs_to_a_file(
   assert "Traceback" not in err and "Event loop is closed" not in err, err[-3000:]
   assert len(err.splitlines()) < 10, err[-3000:]
   assert "Error writing" in (wd / checkpoint.LOG_FILE).read_text()
-  # The rerun resumes where the message said.
+  # What a rerun resumes from (test_disk_full_on_save_... reruns one).
   assert checkpoint.Checkpoints(wd).latest_step() == 5
-  state = train.train_and_evaluate(small_config(data_dir, num_epochs=3), wd)
-  assert int(state.step) == 15
 
 
 def test_orbax_tracebacks_from_closed_event_loops_go_to_the_log_file(tmp_path, monkeypatch):
