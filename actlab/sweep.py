@@ -616,7 +616,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  code = main()
-  if code == PREEMPTED_EXIT_CODE:
-    _faults.exit_now(code)  # saved; a download's threads are not waited for
-  sys.exit(code)
+  # Saved, done or failed: leave without Python's teardown, which puts
+  # SIGTERM's default back (143), and without waiting for a download's threads.
+  _faults.exit_now(main())

@@ -108,6 +108,11 @@ def main(argv):
   faults.work_done()
   if distributed.is_lead():
     print(json.dumps(train.final_summary(workdir), indent=2))
+  if jax.process_count() == 1:
+    # Python's teardown puts SIGTERM's default back (death by signal, 143);
+    # done, this process leaves without it. (Other processes of a job keep
+    # JAX's shutdown handshake.)
+    faults.exit_now(0)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
