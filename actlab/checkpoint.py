@@ -6,7 +6,10 @@ import hashlib
 import json
 import logging
 import os
+import re
+import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,63 @@ from actlab.workdir import free_space
 # Step folders that could not be used are renamed with this suffix, so that
 # orbax no longer lists them and the run can save those step numbers again.
 UNUSABLE_SUFFIX = ".unusable"
+
+
+# orbax's own log of a failed save, in the workdir (see `_OrbaxLog`).
+LOG_FILE = "orbax.log"
+
+
+class _OrbaxLog(logging.Filter):
+  """While a run saves: orbax's log records, and the tracebacks its
+  background threads print when a save fails ("Event loop is closed", a
+  hundred or more when the disk fills), go to WORKDIR/orbax.log, not the console.
+
+  orbax logs through absl's logger; the tracebacks come from callbacks that
+  tensorstore runs on its own threads after orbax closed their event loop,
+  printed through `sys.unraisablehook`. Everything else passes through unchanged.
+  """
+
+  def __init__(self, path: Path):
+    super().__init__()
+    self.path = path
+    self._handler = logging.FileHandler(path, delay=True, encoding="utf-8")
+    self._handler.setFormatter(
+      logging.Formatter(
+        "%(asctime)s %(levelname)s %(threadName)s %(pathname)s:%(lineno)d] %(message)s"
+      )
+    )
+    self._hook = None
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if "/orbax/" not in record.pathname.replace(os.sep, "/"):
+      return True
+    self._handler.handle(record)
+    return False
+
+  def _unraisablehook(self, unraisable: Any) -> None:
+    tb = unraisable.exc_traceback
+    if "call_soon_threadsafe" in [f.name for f in traceback.extract_tb(tb)]:
+      self._handler.acquire()  # whole tracebacks, between whole records
+      try:
+        with open(self.path, "a", encoding="utf-8") as f:
+          f.writelines(traceback.format_exception(unraisable.exc_type, unraisable.exc_value, tb))
+      finally:
+        self._handler.release()
+      return
+    (self._hook or sys.__unraisablehook__)(unraisable)
+
+  def install(self) -> None:
+    if self._hook is None:
+      logging.getLogger("absl").addFilter(self)
+      self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisablehook
+
+  def uninstall(self) -> None:
+    if self._hook is not None:
+      logging.getLogger("absl").removeFilter(self)
+      if sys.unraisablehook == self._unraisablehook:
+        sys.unraisablehook = self._hook
+      self._hook = None
+    self._handler.close()
 
 
 class CheckpointError(RuntimeError):
@@ -42,10 +102,14 @@ def digests(tree: Any) -> dict[str, str]:
 
 
 def _short(e: Exception, limit: int = 300) -> str:
-  """`Type: first line of the message`, cut to `limit` characters."""
+  """`Type: first line of the message`, cut to `limit` characters; with the
+  system's reason at the end when tensorstore names one only deep inside it."""
   text = str(e).strip().splitlines()
   line = f"{type(e).__name__}: {text[0] if text else ''}"
-  return line if len(line) <= limit else line[: limit - 3] + "..."
+  code = re.search(r"os_error_code='?(\d+)", str(e))
+  reason = f" ({os.strerror(int(code.group(1)))})" if code else ""
+  limit -= len(reason)
+  return (line if len(line) <= limit else line[: limit - 3] + "...") + reason
 
 
 class Checkpoints:
@@ -68,6 +132,8 @@ class Checkpoints:
     # The step of the save running in the background: an error of an async
     # save surfaces in a later call, and must name this step, not that call's.
     self._in_flight: int | None = None
+    name = LOG_FILE if distributed.is_lead() else f"orbax.{jax.process_index()}.log"
+    self._orbax_log = _OrbaxLog(self.directory.parent / name)
 
   def _new_manager(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
@@ -94,10 +160,12 @@ class Checkpoints:
   def _failed(self, step: int, e: Exception) -> CheckpointError:
     done = [s for s in self.steps() if s != step]
     last = f"step {done[-1]}, the last checkpoint saved" if done else "the start"
+    log = self._orbax_log.path
     return CheckpointError(
       f"Could not save the checkpoint for step {step} in {self.directory}:"
       f" {_short(e)}. {free_space(self.directory)} Free space (or fix the folder)"
       f" and rerun the same command: the run resumes from {last}, which is intact."
+      + (f" orbax's own report of the failure is in {log}." if log.exists() else "")
     )
 
   def _write_digests(self, step: int, tree: Any) -> None:
@@ -115,6 +183,7 @@ class Checkpoints:
 
   def save(self, step: int, state: Any) -> None:
     t = time.perf_counter()
+    self._orbax_log.install()
     try:
       # orbax waits for the previous save before starting one; waiting here
       # first costs nothing and attributes its failure to its own step.
@@ -244,4 +313,7 @@ class Checkpoints:
     try:
       self.wait()
     finally:
-      self._manager.close()
+      try:
+        self._manager.close()
+      finally:
+        self._orbax_log.uninstall()

@@ -128,7 +128,7 @@ class Plan:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / PLAN_FILE
     text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
-    if path.exists() and json.loads(path.read_text()) != json.loads(text):
+    if path.exists() and read_plan_file(path) != json.loads(text):
       changes = Plan.load(sweep_dir)._changes(self)
       if changes:
         raise SweepError(
@@ -164,11 +164,72 @@ class Plan:
     path = Path(sweep_dir) / PLAN_FILE
     if not path.exists():
       raise SweepError(f"{sweep_dir} has no {PLAN_FILE}; plan it with scripts/sweep.py first.")
-    saved = json.loads(path.read_text())
+    saved = read_plan_file(path, required=("config", "conditions", "seeds"))
+    unknown = sorted(saved.keys() - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+      raise SweepError(
+        f"{path} has unknown entries {unknown}; it was written by another version of"
+        " actlab, or edited. Plan the sweep again with scripts/sweep.py."
+      )
     # A sweep planned before the config was grouped names flat fields.
     saved["conditions"] = [c | {"fields": upgrade_fields(c["fields"])} for c in saved["conditions"]]
     saved["overrides"] = upgrade_fields(saved.get("overrides", {}))
     return cls(**saved)
+
+
+# What each entry of a sweep.json must be, and how to say it.
+_PLAN_ENTRIES: dict[str, tuple[Callable[[Any], bool], str]] = {
+  "config": (lambda v: isinstance(v, str), "a config file path"),
+  "conditions": (
+    lambda v: (
+      isinstance(v, list)
+      and all(
+        isinstance(c, dict)
+        and isinstance(c.get("name"), str)
+        and isinstance(c.get("fields", {}), dict)
+        for c in v
+      )
+    ),
+    'a list of {"name": str, "fields": {field: value}}',
+  ),
+  "seeds": (
+    lambda v: isinstance(v, list) and all(type(s) is int for s in v),
+    "a list of integer seeds",
+  ),
+  "overrides": (lambda v: isinstance(v, dict), "an object {field: value}"),
+  "baseline": (lambda v: v is None or isinstance(v, str), "a condition name or null"),
+  "family": (
+    lambda v: isinstance(v, list) and all(isinstance(f, list) for f in v),
+    "a list of [condition, reference] pairs",
+  ),
+  "design": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def read_plan_file(path: Path, required: Sequence[str] = ("conditions",)) -> dict[str, Any]:
+  """The contents of a sweep.json, checked entry by entry: a `SweepError`
+  naming the file and the entry when it is unreadable or not a plan."""
+  redo = "Plan the sweep again with scripts/sweep.py (or restore the file)."
+  try:
+    saved = json.loads(Path(path).read_text())
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    raise SweepError(f"Cannot read the sweep plan {path}: {e}. {redo}") from None
+  if not isinstance(saved, dict):
+    raise SweepError(
+      f"{path} is not a sweep plan: it holds a JSON {type(saved).__name__}, not an object. {redo}"
+    )
+  missing = [k for k in required if k not in saved]
+  if missing:
+    raise SweepError(
+      f"{path} is not a sweep plan: it lacks {', '.join(map(repr, missing))}. {redo}"
+    )
+  for key, (ok, what) in _PLAN_ENTRIES.items():
+    if key in saved and not ok(saved[key]):
+      raise SweepError(
+        f"{path} is not a sweep plan: {key!r} must be {what}, got"
+        f" {json.dumps(saved[key])[:80]}. {redo}"
+      )
+  return saved
 
 
 def load_config_module(path: str):
@@ -588,7 +649,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  code = main()
-  if code == PREEMPTED_EXIT_CODE:
-    _faults.exit_now(code)  # saved; a download's threads are not waited for
-  sys.exit(code)
+  # Saved, done or failed: leave without Python's teardown, which puts
+  # SIGTERM's default back (143), and without waiting for a download's threads.
+  _faults.exit_now(main())

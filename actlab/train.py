@@ -313,7 +313,8 @@ class _Loop:
   def _after_step(self, epoch: int, i: int, stop: StopRequests) -> None:
     """Ends a logging interval at its boundary; saves when due or asked to stop."""
     last = i + 1 == self.steps_per_epoch
-    boundary = last or (i + 1) % self.config.log_every_steps == 0
+    skip_limit = self._skip_limit_reached()
+    boundary = last or (i + 1) % self.config.log_every_steps == 0 or skip_limit
     stopping = self._stop_requested(stop, boundary)
     every = self.config.checkpoint_every_steps
     save_now = stopping or (every > 0 and self.step % every == 0 and not last)
@@ -323,11 +324,23 @@ class _Loop:
         self.interval, self.totals, self.step, epoch + 1, i + 1, partial=not boundary
       )
       self.interval = self.steps.zeros()
+    if skip_limit:
+      self._flush_logs()  # logs the interval; the guard stops the run at this step
     if save_now:
       self._flush_logs()
       self._save()
       if stopping:
         self._stop(epoch, stop)
+
+  def _skip_limit_reached(self) -> bool:
+    """Under nonfinite_policy='skip', whether this step made the
+    max_consecutive_skips-th skip in a row. Stopping exactly there needs the
+    step's outcome before the next is dispatched: one scalar read per step,
+    paid only by runs that choose this policy (the default reads nothing)."""
+    if self.config.nonfinite_policy != "skip":
+      return False
+    skips = int(distributed.local_value(self.state.consecutive_skips))
+    return skips >= self.config.max_consecutive_skips
 
   def _stop_requested(self, stop: StopRequests, boundary: bool) -> bool:
     """Whether a signal asks to stop after this step. Processes must stop at

@@ -128,6 +128,41 @@ def test_expected_failures_are_one_error_line_without_traceback(tmp_path, fake_c
   assert not (tmp_path / "a").exists()
 
 
+def test_a_bad_config_file_or_dataset_info_is_one_error_line(tmp_path, fake_cifar10):
+  """A config file that cannot load, a `:arg` of the wrong type, and a
+  truncated dataset_info.json: one `error:` line that says what to fix."""
+  import shutil
+
+  data_dir, _ = fake_cifar10
+  damaged = tmp_path / "tfds"
+  shutil.copytree(data_dir, damaged)
+  (info,) = damaged.rglob("dataset_info.json")
+  info.write_text(info.read_text()[:100])
+  config = "experiments/configs/lenet5_cifar10.py"
+  cases = {
+    "missing config file": (
+      ["experiments/main.py", "--config=nope.py", f"--workdir={tmp_path / 'a'}"],
+      ["--config=nope.py", "No such file or directory"],
+    ),
+    "bad config argument": (
+      ["experiments/main.py", f"--config={config}:epochs=zero", f"--workdir={tmp_path / 'b'}"],
+      [f"--config={config}:epochs=zero", "num_epochs", "zero"],
+    ),
+    "truncated dataset_info.json": (
+      experiment_args(damaged, tmp_path / "c"),
+      [f"CIFAR-10 in {damaged} cannot be read", "Delete", "actlab.data import"],
+    ),
+  }
+  with ThreadPoolExecutor(len(cases)) as pool:
+    outs = dict(zip(cases, pool.map(lambda c: run(*c[0]), cases.values())))
+  for name, out in outs.items():
+    _one_error_line(out, *cases[name][1])
+    (line,) = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    for text in cases[name][1]:  # all of it on the one line
+      assert text in line, (name, out.stderr[-3000:])
+  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_tilde_workdir_is_expanded_for_the_run_and_its_summary(tmp_path, fake_cifar10):
   data_dir, _ = fake_cifar10
   args = experiment_args(data_dir, "~/runs/wd", batch_size=8, num_epochs=1)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -164,6 +165,19 @@ def test_divergence_skip_counts_and_stops_after_consecutive_skips(fake_cifar10, 
   assert epoch2 and epoch2[0]["skipped"] == 4  # steps 7-10 of 6-10
 
 
+def test_skip_policy_stops_at_the_limit_between_logging_boundaries(fake_cifar10, tmp_path):
+  """Steps 7, 8, 9 are non-finite; with a limit of 3 the run stops after step
+  9, although the next logging boundary is step 10 (the epoch's end)."""
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  bad = _diverge(data_dir, wd, nonfinite_policy="skip", max_consecutive_skips=3, log_every_steps=5)
+  with pytest.raises(faults.NonFiniteError, match="^3 consecutive steps had a non-finite") as err:
+    train.train_and_evaluate(bad, wd, allow_config_change=True)
+  assert "3 skipped in all" in str(err.value)
+  (last,) = [r for r in writers.read_metrics(wd) if r["split"] == "train_interval"][-1:]
+  assert (last["step"], last["skipped"], last["max_consecutive_skips"]) == (9, 3, 3)
+
+
 def test_skip_policy_leaves_params_untouched_on_nonfinite_batch():
   cfg = small_config(nonfinite_policy="skip")
   state = build.create_train_state(cfg, build.make_model(cfg), jax.random.key(0))
@@ -301,20 +315,45 @@ def test_wrong_type_override_is_refused_before_anything_runs(tmp_path):
 # SIGTERM at any moment
 # ----------------------------------------------------------------------------
 
-_MOMENT_FIELDS = dict(batch_size=8, num_epochs=2, log_every_steps=1, checkpoint_every_steps=3)
-# Moments of a SIGTERM: (a line the process printed, or "" for its start;
-# seconds after it). Together they cover Python's imports, flag parsing, the
-# data, the model's initialisation and compilation, the restore and the first
-# steps: each restart of the chain resumes where the previous one stopped.
-_CLI_MOMENTS = [
-  ("", 1.0), ("JAX devices", 0.0), ("Total params", 0.0), ("Total params", 0.8),
-  ("Total params", 2.0), ("Epoch", 0.2),
-]  # fmt: skip
-# A worker starts with SIGTERM blocked (`sweep.pinned_worker`), so even the
-# interpreter's own start-up is covered.
-_WORKER_MOMENTS = [
-  ("", 0.05), ("", 1.5), ("Total params", 0.3), ("Total params", 1.5), ("Epoch", 0.3),
-]  # fmt: skip
+# The smallest run with the same stages: a 24,674-parameter MLP (compiled,
+# checkpointed and restored like LeNet5 but in a fraction of the time), 10
+# steps an epoch, logs every step and a checkpoint every 2. One CPU device, so
+# the command and a sweep worker compute the same run and share one reference.
+_MOMENT_FIELDS = {
+  "batch_size": 4,
+  "num_epochs": 2,
+  "log_every_steps": 1,
+  "checkpoint_every_steps": 2,
+  "model.name": "mlp",
+  "model.mlp_depth": 1,
+  "model.mlp_width": 8,
+}
+# Moments of a SIGTERM: (marker, seconds after it), spread over the reference
+# run's own timeline (`_spread`) so they cover the same stages on a fast or a
+# loaded machine. Markers: "handler" (the command's SIGTERM handler is in
+# place, read from /proc), "" (the start: a worker starts with SIGTERM blocked,
+# so even the interpreter's start-up is covered), or a line the process printed.
+_MOMENTS = 21  # per command; the command's and the worker's chains run side by side
+
+
+def _handler_installed(pid: int) -> bool:
+  """Whether the process catches SIGTERM (its SigCgt mask, Linux)."""
+  try:
+    status = Path(f"/proc/{pid}/status").read_text()
+  except OSError:
+    return False
+  mask = next(int(x.split()[1], 16) for x in status.splitlines() if x.startswith("SigCgt:"))
+  return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+
+def _spread(first: str, t_first: float, t_params: float, t_epoch: float, n: int):
+  """`n` moments: a third from `first` to "Total params", a third from there to
+  the first epoch's line, a third through the first steps (0-0.5 s after it)."""
+  k = n // 3
+  between = [(first, (t_params - t_first) * j / k) for j in range(k)]
+  compile_ = [("Total params", (t_epoch - t_params) * j / k) for j in range(k)]
+  steps_ = [("Epoch", 0.5 * j / (n - 2 * k - 1 or 1)) for j in range(n - 2 * k)]
+  return between + compile_ + steps_
 
 
 class _Watched:
@@ -326,6 +365,7 @@ class _Watched:
       argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
     self.lines: list[tuple[float, str]] = []
+    self._handler_at: float | None = None
     self._reader = threading.Thread(target=self._read, daemon=True)
     self._reader.start()
 
@@ -336,6 +376,10 @@ class _Watched:
   def seen(self, marker: str) -> float | None:
     if not marker:
       return self.t0
+    if marker == "handler":
+      if self._handler_at is None and _handler_installed(self.proc.pid):
+        self._handler_at = time.monotonic()
+      return self._handler_at
     return next((t for t, line in self.lines if marker in line), None)
 
   def finish(self, timeout=120) -> tuple[int, str]:
@@ -345,10 +389,10 @@ class _Watched:
 
 
 def _sigterm_at(start, marker: str, delay: float) -> tuple[int, str]:
-  """Starts a process, sends SIGTERM `delay` s after it printed `marker`."""
+  """Starts a process, sends SIGTERM `delay` s after it reached `marker`."""
   w = start()
   while w.seen(marker) is None and w.proc.poll() is None:
-    time.sleep(0.01)
+    time.sleep(0.002)
   t = w.seen(marker)
   if t is not None:
     time.sleep(max(0.0, t + delay - time.monotonic()))
@@ -356,74 +400,89 @@ def _sigterm_at(start, marker: str, delay: float) -> tuple[int, str]:
   return w.finish()
 
 
-def _interrupted_chain(start, moments, results, key):
-  """SIGTERM at each moment in turn, on one workdir; records exit codes."""
-  results[key] = [(m, *_sigterm_at(start, *m)) for m in moments]
+def _interrupted_chain(start, moments, finish, results, key):
+  """SIGTERM at each moment in turn on one workdir, then `finish` (the rest
+  of the run); records each exit status and output."""
+  results[key] = [(m, *_sigterm_at(start, *m)) for m in moments] + [("end", *finish())]
 
 
 def test_sigterm_at_any_moment_exits_75_or_0_and_the_rerun_is_bit_identical(fake_cifar10, tmp_path):
-  """The CLI and a sweep worker, each stopped at a series of moments from
-  start-up through compilation to the first steps, then run to the end."""
+  """The command and a sweep worker, each stopped at 21 moments from
+  start-up through compilation to the first steps (side by side, each
+  restart resuming the last), then run to the end: every exit is 75 or 0,
+  and both finished runs equal one uninterrupted run bit for bit."""
   from actlab import sweep
 
   data_dir, _ = fake_cifar10
   fields = dict(data_dir=str(data_dir), download=False, input_scaling="unit", **_MOMENT_FIELDS)
-  plan = sweep.Plan(
-    str(ROOT / "experiments/configs/lenet5_cifar10.py"),
-    [{"name": "relu", "fields": {}}],
-    [0],
-    {field_path(k): v for k, v in fields.items()},
-  )
-  for name in ("sweep", "sweep_reference"):
-    plan.save(tmp_path / name)
   worker_env, block_sigterm = sweep.pinned_worker(None, python_env())
 
   def cli(wd):
-    argv = [sys.executable, *experiment_args(data_dir, wd, **_MOMENT_FIELDS)]
+    argv = [
+      sys.executable,
+      *experiment_args(data_dir, wd, **_MOMENT_FIELDS),
+      "--cpu_devices=1",
+    ]
     return lambda: _Watched(argv, env=python_env())
 
-  def worker(name="sweep"):
-    return _Watched(
-      sweep.worker_command(tmp_path / name, 0), env=worker_env, preexec_fn=block_sigterm
+  def worker(sweep_dir):
+    plan = sweep.Plan(
+      str(ROOT / "experiments/configs/lenet5_cifar10.py"),
+      [{"name": "relu", "fields": {}}],
+      [0],
+      {field_path(k): v for k, v in fields.items()},
+    )
+    plan.save(sweep_dir)
+    return lambda: _Watched(
+      sweep.worker_command(sweep_dir, 0), env=worker_env, preexec_fn=block_sigterm
     )
 
-  # The uninterrupted runs first: they fill the compilation cache the others
-  # share. (A worker runs on another device count than the command, so each
-  # has its own reference.)
-  references = [cli(tmp_path / "reference")(), worker("sweep_reference")]
-  for w in references:
-    code, out = w.finish(timeout=300)
-    assert code == 0, out[-3000:]
-  results = {}
-  chains = [
-    threading.Thread(target=_interrupted_chain, args=(start, moments, results, key))
-    for key, start, moments in (
-      ("cli", cli(tmp_path / "wd"), _CLI_MOMENTS),
-      ("worker", worker, _WORKER_MOMENTS),
+  def worker_to_done(sweep_dir):
+    """The rest of a worker's run, stopped the moment it is marked done."""
+    done = sweep_dir / "relu" / "seed_0" / sweep.DONE_FILE
+
+    def finish():
+      if done.exists():  # the last moments let the run finish: it is skipped now
+        return worker(sweep_dir)().finish()
+      w = worker(sweep_dir)()
+      while not done.exists() and w.proc.poll() is None:
+        time.sleep(0.002)
+      w.proc.send_signal(signal.SIGTERM)
+      return w.finish()
+
+    return finish
+
+  # The uninterrupted run first: it fills the compilation cache the others
+  # share, and its timeline places the moments.
+  ref = cli(tmp_path / "reference")()
+  while ref.seen("handler") is None and ref.proc.poll() is None:
+    time.sleep(0.002)
+  code, out = ref.finish(timeout=300)
+  assert code == 0, out[-3000:]
+  t = {m: ref.seen(m) for m in ("handler", "Total params", "Epoch")}
+  wd, sweep_dir = tmp_path / "cli", tmp_path / "sweep"
+  results, chains = {}, []
+  for key, start, first, t_first, finish in (
+    ("cli", cli(wd), "handler", t["handler"], lambda: cli(wd)().finish(300)),
+    ("worker", worker(sweep_dir), "", ref.t0, worker_to_done(sweep_dir)),
+  ):
+    moments = _spread(first, t_first, t["Total params"], t["Epoch"], _MOMENTS)
+    chains.append(
+      threading.Thread(target=_interrupted_chain, args=(start, moments, finish, results, key))
     )
-  ]
-  for t in chains:
-    t.start()
-  for t in chains:
-    t.join(timeout=600)
-  for key in ("cli", "worker"):
-    for moment, code, out in results[key]:
+  for th in chains:
+    th.start()
+  for th in chains:
+    th.join(timeout=900)
+  assert sorted(results) == ["cli", "worker"], f"chains that did not finish: {sorted(results)}"
+  for key, runs in sorted(results.items()):
+    for moment, code, out in runs:
       assert code in (0, faults.PREEMPTED_EXIT_CODE), (
         f"{key} at {moment}: exit {code}\n{out[-3000:]}"
       )
       assert "Traceback" not in out and "Fatal Python error" not in out, out[-3000:]
+    assert runs[-1][1] == 0, f"{key} did not finish:\n{runs[-1][2][-3000:]}"
 
-  # The rest of the run: the CLI to its end; the worker stopped the moment
-  # its run is marked done, which is still success.
-  code, out = cli(tmp_path / "wd")().finish(timeout=300)
-  assert code == 0, out[-3000:]
-  done = tmp_path / "sweep" / "relu" / "seed_0" / sweep.DONE_FILE
-  w = worker()
-  while not done.exists() and w.proc.poll() is None:
-    time.sleep(0.002)
-  w.proc.send_signal(signal.SIGTERM)
-  code, out = w.finish()
-  assert code == 0, out[-3000:]
-  _assert_same_params(_final_params(tmp_path / "wd"), _final_params(tmp_path / "reference"))
-  want = _final_params(tmp_path / "sweep_reference" / "relu" / "seed_0")
-  _assert_same_params(_final_params(done.parent), want)
+  want = _final_params(tmp_path / "reference")
+  _assert_same_params(_final_params(wd), want)
+  _assert_same_params(_final_params(sweep_dir / "relu" / "seed_0"), want)

@@ -344,3 +344,68 @@ def test_a_repeated_sigterm_is_one_request_to_save_and_a_second_ctrl_c_interrupt
     with pytest.raises(KeyboardInterrupt):
       signal.raise_signal(signal.SIGINT)
       time.sleep(1)
+
+
+def test_a_save_that_fails_on_disk_is_one_error_line_and_orbax_logs_to_a_file(
+  fake_cifar10, tmp_path
+):
+  """A real write failure inside orbax: the file size limit (`ulimit -f`)
+  makes every checkpoint file over 200 KiB fail to write, as a full disk does.
+  Checkpoint 5 exists from a first run; the save of step 10 fails."""
+  import shlex
+  import subprocess
+  import sys
+
+  from conftest import ROOT, experiment_args, python_env
+
+  data_dir, _ = fake_cifar10
+  wd = tmp_path / "wd"
+  train.train_and_evaluate(small_config(data_dir), wd)
+
+  fields = dict(batch_size=8, num_epochs=2, log_every_steps=2)
+  argv = [sys.executable, *experiment_args(data_dir, wd, **fields)]
+  out = subprocess.run(
+    ["bash", "-c", f"ulimit -f 200 && exec {shlex.join(argv)}"],  # 200 KiB a file
+    cwd=ROOT,
+    env=python_env(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  err = out.stderr
+  assert out.returncode == 1, err[-3000:]
+  (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+  assert "Could not save the checkpoint for step 10" in line, line
+  assert "the run resumes from step 5" in line and "(File too large)" in line, line
+  assert f"orbax's own report of the failure is in {wd / checkpoint.LOG_FILE}" in line, line
+  assert "Traceback" not in err and "Event loop is closed" not in err, err[-3000:]
+  assert len(err.splitlines()) < 10, err[-3000:]
+  assert "Error writing" in (wd / checkpoint.LOG_FILE).read_text()
+  # What a rerun resumes from (test_disk_full_on_save_... reruns one).
+  assert checkpoint.Checkpoints(wd).latest_step() == 5
+
+
+def test_orbax_tracebacks_from_closed_event_loops_go_to_the_log_file(tmp_path, monkeypatch):
+  """tensorstore reports a callback into an event loop orbax already closed
+  through sys.unraisablehook; those go to orbax.log, anything else to the hook before."""
+  import asyncio
+  import sys
+
+  loop = asyncio.new_event_loop()
+  loop.close()
+  with pytest.raises(RuntimeError, match="Event loop is closed") as closed:
+    loop.call_soon_threadsafe(print)
+  passed_on = []
+  monkeypatch.setattr(sys, "unraisablehook", passed_on.append)
+  log = checkpoint._OrbaxLog(tmp_path / checkpoint.LOG_FILE)
+  log.install()
+  try:
+    for e in (closed.value, ValueError("not orbax's")):
+      sys.unraisablehook(
+        type("Unraisable", (), dict(exc_type=type(e), exc_value=e, exc_traceback=e.__traceback__))
+      )
+  finally:
+    log.uninstall()
+  assert sys.unraisablehook == passed_on.append
+  assert "Event loop is closed" in (tmp_path / checkpoint.LOG_FILE).read_text()
+  assert [str(u.exc_value) for u in passed_on] == ["not orbax's"]

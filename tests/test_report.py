@@ -113,3 +113,40 @@ def test_sweep_with_no_finished_run_reports_what_is_missing(tmp_path, report, ca
   assert "relu seed 1" in printed and "no eval record (unfinished or empty)" in printed
   assert "not started (3 runs): relu (seeds 0); better (seeds 0); null (seeds 0)" in printed
   assert len(_rows(tmp_path / "report" / "runs.csv")) == 6
+
+
+def test_a_run_with_a_fully_skipped_epoch_reports_dashes(tmp_path, report, capsys):
+  """Every step of epoch 2 skipped (nonfinite_policy=skip): its train loss
+  and accuracy are NaN, which metrics.jsonl holds as the string 'nan'."""
+  from actlab import writers
+
+  wd = tmp_path / "run"
+  write_run(wd, seed=0, accuracy=0.5, epochs=2, diagnostics=False)
+  lines = (wd / "metrics.jsonl").read_text().splitlines()
+  (wd / "metrics.jsonl").write_text(
+    "\n".join(line for line in lines if '"train"' not in line or '"epoch": 2' not in line) + "\n"
+  )
+  writer = writers.MetricsWriter(wd, tensorboard=False)
+  nan = float("nan")
+  writer.write("train", 20, 2, loss=nan, accuracy=nan, skipped=10, seconds=1.0, ms_per_step=100.0)
+  writer.close()
+  assert '"loss": "nan"' in (wd / "metrics.jsonl").read_text()
+  assert report.main([str(wd)]) == 0
+  printed = capsys.readouterr().out
+  assert "| 2 | - | - | 1.0500 |" in printed
+
+
+def test_a_sweep_json_that_is_not_a_plan_is_one_error_line_naming_it(tmp_path, report, capsys):
+  write_sweep(tmp_path, seeds=1)
+  plan = tmp_path / "sweep.json"
+  for text, says in (
+    ("{}", "lacks 'conditions'"),
+    ("[]", "holds a JSON list"),
+    ('{"conditions": 5}', "'conditions' must be a list"),
+    ("garbage{", "Cannot read the sweep plan"),
+  ):
+    plan.write_text(text)
+    assert report.main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert str(plan) in err and says in err, err

@@ -218,3 +218,22 @@ def test_a_sweep_planned_with_flat_fields_loads_with_dotted_ones(tmp_path):
   assert p.overrides == {"data.data_dir": "/d", "num_epochs": 1}
   config = sweep.run_config(p, p.runs()[0])
   assert (config.model.activation, config.optim.learning_rate) == ("tanh", 0.01)
+
+
+@pytest.mark.parametrize(
+  "text, says",
+  [
+    ("{}", "lacks 'config', 'conditions', 'seeds'"),
+    ("[]", "holds a JSON list"),
+    ('{"config": "c.py", "conditions": 5, "seeds": [0]}', "'conditions' must be a list"),
+    ('{"config": "c.py", "conditions": [], "seeds": "0"}', "'seeds' must be a list"),
+    ('{"config": "c.py", "conditions": [], "seeds": [0], "extra": 1}', "unknown entries"),
+    ("garbage{", "Cannot read the sweep plan"),
+  ],
+)
+def test_a_sweep_json_that_is_not_a_plan_is_one_error_line_naming_it(tmp_path, capsys, text, says):
+  (tmp_path / sweep.PLAN_FILE).write_text(text)
+  assert sweep.main(["run", str(tmp_path), "--index", "0"]) == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and err.count("\n") == 1, err
+  assert str(tmp_path / sweep.PLAN_FILE) in err and says in err, err

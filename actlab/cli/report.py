@@ -41,6 +41,7 @@ from matplotlib import lines as mlines  # noqa: E402
 from matplotlib import transforms as mtransforms  # noqa: E402
 
 from actlab import designs, inference, stats  # noqa: E402
+from actlab import sweep as sweep_lib  # noqa: E402
 from actlab.cli import console  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -205,8 +206,20 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 # ----------------------------------------------------------------------------
 
 
-def _f(x: float, spec: str = ".4f") -> str:
-  return "-" if x is None or not math.isfinite(x) else format(x, spec)
+def _number(x: float | str | None) -> float:
+  """A logged value as a float: metrics.jsonl holds NaN and inf as strings
+  (an epoch whose every step was skipped has a NaN loss)."""
+  if isinstance(x, str):
+    try:
+      return float(x)
+    except ValueError:
+      return math.nan
+  return math.nan if x is None else x
+
+
+def _f(x: float | str | None, spec: str = ".4f") -> str:
+  x = _number(x)
+  return "-" if not math.isfinite(x) else format(x, spec)
 
 
 def _p(x: float) -> str:
@@ -458,9 +471,9 @@ def run_epoch_table(run: stats.Run) -> str:
   for epoch in sorted(set(trains) & set(evals)):
     t, e = trains[epoch], evals[epoch]
     lines.append(
-      f"| {epoch} | {t['loss']:.4f} | {t['accuracy']:.4f} | {e['loss']:.4f}"
-      f" | {e['accuracy']:.4f} | {t.get('seconds', math.nan):.1f}"
-      f" | {t.get('ms_per_step', math.nan):.0f} |"
+      f"| {epoch} | {_f(t['loss'])} | {_f(t['accuracy'])} | {_f(e['loss'])}"
+      f" | {_f(e['accuracy'])} | {_f(t.get('seconds'), '.1f')}"
+      f" | {_f(t.get('ms_per_step'), '.0f')} |"
     )
   return "\n".join(lines)
 
@@ -789,7 +802,10 @@ def load(paths: list[Path], baseline: str | None) -> tuple[stats.Sweep, Path]:
   """The sweep and the default output folder for the given paths."""
   root = paths[0]
   if len(paths) == 1 and root.is_dir() and not stats.is_condition(root):
-    if (root / "sweep.json").exists() or any(stats.is_condition(p) for p in root.iterdir()):
+    if (root / sweep_lib.PLAN_FILE).exists():
+      sweep_lib.read_plan_file(root / sweep_lib.PLAN_FILE)  # an error naming the file
+      return stats.read_sweep(root, baseline), root / "report"
+    if any(stats.is_condition(p) for p in root.iterdir()):
       return stats.read_sweep(root, baseline), root / "report"
   sweep = stats.sweep_from_workdirs(paths, baseline)
   if len(paths) == 1:
@@ -841,8 +857,9 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     sweep, out = load(args.paths, args.baseline)
-  except ValueError as e:
-    parser.error(str(e))
+  except (ValueError, OSError) as e:  # SweepError is a ValueError
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   name = "report.md"
   if args.out is not None:
     out, name = (args.out.parent, args.out.name) if args.out.suffix == ".md" else (args.out, name)
@@ -855,7 +872,6 @@ def main(argv: list[str] | None = None) -> int:
     file=sys.stderr,
   )
   return 0
-
 
 
 def run() -> None:

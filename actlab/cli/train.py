@@ -75,6 +75,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  _require_loaded_config()
   # Cluster jobs: let the TFDS and orbax chatter through only at warning level.
   pylogging.getLogger("absl").setLevel(pylogging.WARNING)
   if FLAGS.coordinator_address is None:  # a multi-process run keeps JAX's count
@@ -107,6 +108,11 @@ def main(argv):
   faults.work_done()
   if distributed.is_lead():
     print(json.dumps(multiseed.final_summary(FLAGS.config, workdir), indent=2))
+  if jax.process_count() == 1:
+    # Python's teardown puts SIGTERM's default back (death by signal, 143);
+    # done, this process leaves without it. (Other processes of a job keep
+    # JAX's shutdown handshake.)
+    faults.exit_now(0)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -126,7 +132,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         f"error: config.{group.group(1)} is a group of fields, not a field"
         + (f"; did you mean --config.{closest}?" if closest else ".")
       )
-    sys.exit(f"error: {e}\nPass --helpfull to see the flags.")
+    sys.exit(_config_file_error(e) or f"error: {e}\nPass --helpfull to see the flags.")
   except (AttributeError, KeyError) as e:  # ml_collections on a field the config lacks
     text = str(e)
     names = [
@@ -158,6 +164,34 @@ def _missing_field(argv: list[str]) -> str | None:
         return arg.split("=", 1)[0].removeprefix("--config.")
       node = node[part]
   return None
+
+
+def _config_file_error(e: Exception) -> str | None:
+  """One line for a config file whose get_config() raised: ml_collections puts
+  the whole traceback into the flag's error; its last line says what failed."""
+  flag = re.match(r"flag (--?config=.*?): Error whilst parsing config file", str(e))
+  if not flag:
+    return None
+  lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+  return (
+    f"error: {flag.group(1)}: get_config() failed with"
+    f" {lines[-1]}. Check the ':ARG' after the file name (the config file's"
+    " docstring lists what it takes) or the file itself."
+  )
+
+
+def _require_loaded_config() -> None:
+  """Exits with one line when the --config file could not be loaded (ml_collections
+  defers that error to the config's first use, as a chained traceback)."""
+  try:
+    FLAGS.config.get("seed")
+  except OSError as e:
+    detail = [x.strip() for x in str(e).splitlines() if x.strip()][-1]
+    sys.exit(
+      f"error: --config={FLAGS['config'].config_filename} cannot be loaded ({detail})."
+      " Give the path of a config file with a get_config() function, e.g."
+      " --config=experiments/configs/lenet5_cifar10.py."
+    )
 
 
 def _closest_field(field: str) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -136,10 +138,32 @@ def _unreachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
   return failed
 
 
-def _data_source(split: str, data_dir: Path | None):
+def _data_source(split: str, data_dir: Path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  return tfds.data_source(DATASET, split=split, data_dir=data_dir, download=False)
+  with _readable_info(data_dir):
+    return tfds.data_source(DATASET, split=split, data_dir=data_dir, download=False)
+
+
+@contextlib.contextmanager
+def _readable_info(data_dir: Path) -> Iterator[None]:
+  """Turns a damaged dataset_info.json (truncated, edited), which TFDS
+  reports as a protobuf parse error wherever it reads it, into the advice to re-import."""
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+
+  try:
+    yield
+  except json_format.Error as e:
+    raise DataNotFoundError(_unreadable(data_dir, e)) from None
+
+
+def _unreadable(root: Path, e: Exception) -> str:
+  return (
+    f"CIFAR-10 in {root} cannot be read ({_first_line(e)}): a data file is"
+    f" missing or corrupt. Delete {root / DATASET} and re-import with"
+    f" python -m actlab.data import /path/to/cifar-10-binary.tar.gz --data_dir={root}"
+    " (or set config.data.download=True with internet)."
+  )
 
 
 def load(
@@ -161,7 +185,8 @@ def load(
   except (AssertionError, FileNotFoundError, NotImplementedError) as e:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-    builder = tfds.builder(DATASET, data_dir=root)
+    with _readable_info(root):
+      builder = tfds.builder(DATASET, data_dir=root)
     if builder.is_prepared():
       raise DataNotFoundError(
         f"CIFAR-10 in {builder.data_dir} is stored as"
@@ -179,12 +204,7 @@ def load(
     n = len(source)
     records = [source[i] for i in range(n)]
   except (RuntimeError, OSError, ValueError) as e:  # array_record reports damage as RuntimeError
-    raise DataNotFoundError(
-      f"CIFAR-10 in {root} cannot be read ({_first_line(e)}): a data file is"
-      f" missing or corrupt. Delete {root / DATASET} and re-import with"
-      f" python -m actlab.data import /path/to/cifar-10-binary.tar.gz --data_dir={root}"
-      " (or set config.data.download=True with internet)."
-    ) from None
+    raise DataNotFoundError(_unreadable(root, e)) from None
   if n == 0:
     raise SplitError(f"The split {split!r} selects no examples; choose a non-empty slice.")
   images = np.stack([np.asarray(r["image"], np.uint8) for r in records])
