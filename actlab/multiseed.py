@@ -195,7 +195,8 @@ def _prepare(
   saved, ckpts = [], []
   try:
     for c, d in zip(configs, dirs):
-      s, ckpt = train_lib._initial_or_restored(c, d, model, tx, input_shape, mesh)  # noqa: SLF001
+      init = functools.partial(build.create_train_state, c, model, tx=tx, input_shape=input_shape)
+      s, ckpt = train_lib._initial_or_restored(c, d, mesh, init)  # noqa: SLF001
       saved.append(s)
       ckpts.append(ckpt)
     at = [int(s["state"].step) for s in saved]

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ def _prepare(
     _check_parts(parts.custom, workdir, allow_config_change)
     print(models.summary(parts.model, parts.input_shape), flush=True)
   stop.check()
-  saved, ckpt = _initial_or_restored(config, workdir, parts)
+  saved, ckpt = _initial_or_restored(config, workdir, parts.mesh, parts.init_state)
   try:
     stop.check()
     if lead:
@@ -153,16 +154,20 @@ def _prepare(
 
 
 def _initial_or_restored(
-  config: ml_collections.ConfigDict, workdir: Path, parts: build.RunParts
+  config: ml_collections.ConfigDict,
+  workdir: Path,
+  mesh: jax.sharding.Mesh,
+  init_state: Callable[[jax.Array], TrainState],
 ) -> tuple[dict[str, Any], checkpoint.Checkpoints]:
-  """The `saved_tree` of the latest checkpoint, else of a new state; and the checkpoints."""
+  """The `saved_tree` of the latest checkpoint, else of `init_state`'s new
+  state (from `config.seed`); and the checkpoints."""
 
   def init(rng):
-    return saved_tree(parts.init_state(rng))
+    return saved_tree(init_state(rng))
 
   # Created inside jit with a replicated output: the same on every device
   # and process, without a host round trip.
-  saved = jax.jit(init, out_shardings=NamedSharding(parts.mesh, P()))(jax.random.key(config.seed))
+  saved = jax.jit(init, out_shardings=NamedSharding(mesh, P()))(jax.random.key(config.seed))
   ckpt = checkpoint.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
   restored = ckpt.restore_latest(saved)
   if restored is not None:
