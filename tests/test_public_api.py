@@ -80,6 +80,7 @@ assert {str(ROOT)!r} not in sys.path, sys.path
 
 def test_activations_are_attributes_like_jax_nn(outside):
   run_outside(outside, PRELUDE + """
+import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -105,10 +106,13 @@ for name in activations.names(include_aliases=True, kind="all"):
 assert "max(x, 0)" in activations.relu.__doc__
 assert positive(1.0) and not positive(0.0) and nonnegative(0.0)
 
-# What a model can use directly passes through get() unchanged.
+# What a model can use directly passes through get() unchanged; a Module
+# class comes back as a factory of it (usable as a function inside a model).
 own = lambda v: v * jax.nn.sigmoid(v)
-for obj in (jax.nn.gelu, own, nn.PReLU, activations.PReLU, activations.get("prelu")):
+for obj in (jax.nn.gelu, own, activations.get("prelu")):
   assert activations.get(obj) is obj, obj
+for cls in (nn.PReLU, activations.PReLU):
+  assert isinstance(activations.get(cls), functools.partial) and activations.get(cls).func is cls
 try:
   activations.rleu
 except AttributeError as e:
@@ -224,7 +228,7 @@ assert isinstance(g, functools.partial) and float(g(1.0)) == float(2 * jnp.tanh(
 assert g is activations.get("my_pkg.acts:scaled_tanh(alpha=2.0)")
 # A flax Module class passes through; parameters become its fields.
 import my_pkg.acts as acts
-assert activations.get("my_pkg.acts:Gate") is acts.Gate
+assert activations.get("my_pkg.acts:Gate").func is acts.Gate
 assert activations.get("my_pkg.acts:Gate(width=2)").keywords == {"width": 2}
 
 for spec, words in [
