@@ -71,6 +71,29 @@ def proxy(c: Config) -> Config:
   return c
 
 
+# The ten activations the comparison studies set side by side.
+COMPARED_ACTIVATIONS = (
+  "relu",
+  "sigmoid",
+  "tanh",
+  "leaky_relu",
+  "elu",
+  "selu",
+  "gelu",
+  "silu",
+  "mish",
+  "prelu",
+)
+
+
+def proxy_study(arg: str | None, default_activations: tuple[str, ...]) -> Config:
+  """A study on the proxy budget: `proxy(base_config())` with the study's
+  `:acts=...,epochs=...` arguments applied."""
+  c = proxy(base_config())
+  apply_study_args(c, arg, default_activations)
+  return c
+
+
 def own_initialiser(activation: str) -> str:
   """The initialiser derived for `activation`'s family; an error names the known ones."""
   name = activation.split("(")[0]

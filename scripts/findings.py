@@ -362,6 +362,11 @@ its convergence check shows why it cannot answer the first one.
   return text, {"sweep": sweep, "rows": rows}
 
 
+def _one_level_down(lines: list[str]) -> str:
+  """actlab-report's design sections as subsections of this page's section."""
+  return "\n".join("#" + x if x.startswith("## ") else x for x in lines)
+
+
 def learning_rates(runs: Path, pooled: list) -> str:
   sweep = stats.read_sweep(runs / "learning_rates")
   seeds = seeds_of(sweep)
@@ -382,7 +387,7 @@ compared with relu at its own chosen rate — the declared family — next to
 the same comparison at the shared 1e-3. Seeds {seeds}, {seconds(sweep) / 3600:.1f}
 CPU-worker hours. {_status(sweep)}
 
-{chr(10).join(s.replace("## ", "### ", 1) if s.startswith("## ") else s for s in sections)}
+{_one_level_down(sections)}
 """
 
 
@@ -408,7 +413,7 @@ for six activations including silu and mish; each factor's effect and the
 interaction are estimated separately, paired by seed. Seeds {seeds},
 {seconds(sweep) / 3600:.1f} CPU-worker hours. {_status(sweep)}
 
-{chr(10).join(s.replace("## ", "### ", 1) if s.startswith("## ") else s for s in sections)}
+{_one_level_down(sections)}
 """
 
 

@@ -18,18 +18,7 @@ import ml_collections
 from actlab import presets
 from actlab.config import base_config
 
-DEFAULT_ACTIVATIONS = (
-  "relu",
-  "sigmoid",
-  "tanh",
-  "leaky_relu",
-  "elu",
-  "selu",
-  "gelu",
-  "silu",
-  "mish",
-  "prelu",
-)
+DEFAULT_ACTIVATIONS = presets.COMPARED_ACTIVATIONS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

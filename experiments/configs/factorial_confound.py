@@ -20,7 +20,6 @@ two initialiser cells would be the same runs.
 import ml_collections
 
 from actlab import presets
-from actlab.config import base_config
 
 DEFAULT_ACTIVATIONS = ("relu", "elu", "selu", "gelu", "silu", "mish")
 SCALINGS = {"raw": "raw", "std": "standardize"}
@@ -31,9 +30,7 @@ def condition_name(activation: str, scaling: str, init: str) -> str:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = presets.proxy(base_config())
-  presets.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
-  return c
+  return presets.proxy_study(arg, DEFAULT_ACTIVATIONS)
 
 
 def sweep(config: ml_collections.ConfigDict | None = None) -> dict:

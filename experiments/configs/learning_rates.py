@@ -17,7 +17,6 @@ comparisons), next to the same comparison at the shared rate 1e-3.
 import ml_collections
 
 from actlab import presets
-from actlab.config import base_config
 
 DEFAULT_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "mish", "tanh", "sigmoid")
 LEARNING_RATES = (3e-4, 1e-3, 3e-3)
@@ -29,9 +28,7 @@ def condition_name(activation: str, rate: float) -> str:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = presets.proxy(base_config())
-  presets.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
-  return c
+  return presets.proxy_study(arg, DEFAULT_ACTIVATIONS)
 
 
 def sweep(config: ml_collections.ConfigDict | None = None) -> dict:

@@ -16,27 +16,13 @@ train[45000:], the test split evaluated once at it. Seeds 0-19 by default
 import ml_collections
 
 from actlab import presets
-from actlab.config import base_config
 
-DEFAULT_ACTIVATIONS = (
-  "relu",
-  "sigmoid",
-  "tanh",
-  "leaky_relu",
-  "elu",
-  "selu",
-  "gelu",
-  "silu",
-  "mish",
-  "prelu",
-)
+DEFAULT_ACTIVATIONS = presets.COMPARED_ACTIVATIONS
 SEEDS = tuple(range(20))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = presets.proxy(base_config())
-  presets.apply_study_args(c, arg, DEFAULT_ACTIVATIONS)
-  return c
+  return presets.proxy_study(arg, DEFAULT_ACTIVATIONS)
 
 
 def sweep(config: ml_collections.ConfigDict | None = None) -> dict:
