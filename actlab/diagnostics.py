@@ -14,7 +14,9 @@ at another gets sigmoid's figures for the first and relu's for the second; a
 site that records no activation is measured with the activation passed to
 `activation_stats` (the model's `activation` field in a run). Layers inside
 submodules are found too and named by their path, e.g. "block/conv". A model
-that records nothing gets a warning and only the kernel statistics.
+that records nothing gets a warning and only the kernel statistics. The
+Flax NNX models of `actlab.nnx` give the same record from
+`actlab.nnx.train_step_with_diagnostics`.
 
 The record (`RECORD_KEYS`): every key maps {layer: float}, per training batch.
 Let f be the activation, eps = `config.diagnostics.saturation_threshold` and
@@ -71,6 +73,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from actlab import activations
 
@@ -301,10 +304,11 @@ def saturated_fraction(z: Array, derivative: Array, profile: SlopeProfile) -> Ar
 
 
 def _elementwise(activation: Any) -> Callable[[Array], Array] | None:
-  """`activation` as a plain function of z, or None for a flax module."""
+  """`activation` as a plain function of z, or None for a flax module
+  (linen or NNX)."""
   if isinstance(activation, str):
     activation = activations.get(activation)
-  if isinstance(activation, nn.Module) or activations.is_module(activation):
+  if isinstance(activation, (nn.Module, nnx.Module)) or activations.is_module(activation):
     return None
   return activation
 
@@ -364,6 +368,20 @@ def activation_stats(
     stats["near_dead"][name] = near_dead_fraction(d, profile.threshold)
     stats["saturated"][name] = saturated_fraction(z, d, profile)
   return {k: v for k, v in stats.items() if v}
+
+
+def site_stats(
+  preactivations: Mapping[str, Array], sites: Mapping[str, Any], eps: float
+) -> dict[str, dict[str, Array]]:
+  """`activation_stats` from {layer: z} and {layer: the activation applied to
+  z}, for models that record their sites without flax.linen's collections
+  (`actlab.nnx`)."""
+  return activation_stats(
+    {name + _SUFFIX: (z,) for name, z in preactivations.items()},
+    None,
+    eps,
+    {name + _ACTIVATION_SUFFIX: (SiteActivation(f),) for name, f in sites.items()},
+  )
 
 
 def l2_norm(x: Array) -> Array:

@@ -66,7 +66,8 @@ def test_experiment_refuses_bad_override(tmp_path):
     f"--workdir={tmp_path / 'wd'}",
     "--cpu_devices=two",
   )
-  assert out.returncode == 1 and "--cpu_devices='two': give 'auto' or a positive number" in out.stderr
+  assert out.returncode == 1
+  assert "--cpu_devices='two': give 'auto' or a positive number" in out.stderr
   assert not (tmp_path / "wd").exists()
 
 

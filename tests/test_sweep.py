@@ -56,7 +56,8 @@ def test_plan_crosses_conditions_with_seeds():
   assert [r.name for r in only.runs()] == ["tanh/seed_0"]
   with pytest.raises(sweep.SweepError, match="no condition named"):
     sweep.plan(COMPARISON, only=["tahn"])
-  with pytest.raises(sweep.SweepError, match="Unknown config field 'num_epoch'. Did you mean 'num_epochs'"):
+  unknown = "Unknown config field 'num_epoch'. Did you mean 'num_epochs'"
+  with pytest.raises(sweep.SweepError, match=unknown):
     sweep.run_config(sweep.plan(COMPARISON, {"num_epoch": 1}), run)
 
 
@@ -121,7 +122,9 @@ def test_killed_sweep_resumes_without_losing_or_repeating_runs(fake_cifar10_larg
     tmp_path / "s", data_dir, workers=1, seeds="1",
     train_split="train[:256]", eval_split="train[256:]", checkpoint_every_steps=2,
   )
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  proc = subprocess.Popen(
+    cmd, cwd=ROOT, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+  )
   first = tmp_path / "s/relu/seed_0"
   deadline = time.time() + 300
   while not list((first / "checkpoints").glob("[0-9]*")) and time.time() < deadline:

@@ -6,8 +6,9 @@ as arguments, `activations.leaky_relu(x, negative_slope=0.2)`, which is
 `get("leaky_relu(negative_slope=0.2)")(x)`; Python values are bound when
 the function is first called with them (each new value compiles once).
 Float parameters may also be arrays or tracers: `jax.grad` and `jax.vmap`
-over them work as for jax.nn.elu's alpha, compiled once for all values. A learnable entry's attribute is its Module factory,
-`activations.prelu(mode="shared")` an instance. Attributes are made on first
+over them work as for jax.nn.elu's alpha, compiled once for all values. A
+learnable entry's attribute is its Module factory, `activations.prelu(mode="shared")`
+an instance. Attributes are made on first
 access, so an entry registered later is an attribute too.
 """
 
