@@ -110,6 +110,11 @@ def base_config() -> ml_collections.ConfigDict:
   # trains seeds seed..seed+N-1 into workdir/seed_<s>/. For accelerators; on
   # CPU one seed per program is faster (docs/benchmarks.md).
   c.seeds_per_program = 1
+  # How those seeds share the program: "vmap" (batched: one wide step, what
+  # an accelerator wants), "unroll" (each seed's step written out in turn:
+  # a single run's speed per seed on CPU) or "auto" (unroll on CPU, vmap
+  # elsewhere). The same functions either way.
+  c.seed_batching = "auto"
 
   # Per-layer gradient norms, activation statistics, saturated and dead
   # units, update ratios: logged as "diagnostics" records (actlab.diagnostics).
@@ -195,6 +200,9 @@ def _finite_activation_params(spec: str) -> None:
       raise ConfigError(f"config.model.activation: {name} parameter {k}={v!r} must be finite.")
 
 
+SEED_BATCHING = ("auto", "vmap", "unroll")
+
+
 def _one_of(config: ml_collections.ConfigDict, field: str, choices) -> None:
   value = value_at(config, field)
   if value not in choices:
@@ -220,6 +228,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive_int(config, field)
   if "seeds_per_program" in config:  # configs built before the field existed lack it
     _positive_int(config, "seeds_per_program")
+  if "seed_batching" in config:
+    _one_of(config, "seed_batching", SEED_BATCHING)
   _non_negative_int(config, "checkpoint_every_steps", "per epoch only")
   _non_negative_int(config, "early_stopping_patience", "off")
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)

@@ -12,8 +12,12 @@ functions as the separate runs; XLA may fuse and order a batched program's
 float32 arithmetic differently, so metrics agree to float32 rounding rather
 than bit for bit (see tests/test_multiseed.py).
 
-On CPU one seed per program is faster (docs/benchmarks.md); the option is
-for accelerators.
+How the seeds share the program is `config.seed_batching`: "vmap" batches
+every step over the seed axis (one wide step: what fills an accelerator),
+"unroll" writes each seed's step out one after another in the program (on
+CPU a single run's speed per seed, where XLA's batched convolutions are
+several times slower; compiling takes longer the more seeds), and "auto"
+picks unroll on CPU devices and vmap elsewhere (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -223,6 +227,41 @@ def _prepare(
     raise
 
 
+def seed_batching(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> str:
+  """ "vmap" or "unroll": `config.seed_batching`, with "auto" resolved for the
+  mesh's devices (unroll on CPU, vmap on accelerators)."""
+  how = config.get("seed_batching", "auto")
+  if how == "auto":
+    how = "unroll" if mesh.devices.flat[0].platform == "cpu" else "vmap"
+  return how
+
+
+def _over_seeds(fn: Any, in_axes: tuple[int | None, ...], how: str) -> Any:
+  """`fn` over the leading seed axis of the arguments whose axis is 0 (the
+  others shared), results stacked: batched (`jax.vmap`), or unrolled, each
+  seed's call written out one after another in the same program. Not
+  `jax.lax.map`: XLA's CPU backend runs the gradient convolutions of a loop
+  body about 20x slower than the same ones outside a loop (measured on
+  LeNet5; docs/benchmarks.md)."""
+  if how == "vmap":
+    return jax.vmap(fn, in_axes=in_axes)
+
+  def unrolled(*args: Any) -> Any:
+    seeds = {jax.tree.leaves(a)[0].shape[0] for a, axis in zip(args, in_axes) if axis == 0}
+    (n,) = seeds
+    outs = [
+      fn(
+        *(
+          jax.tree.map(lambda x, k=k: x[k], a) if axis == 0 else a for a, axis in zip(args, in_axes)
+        )
+      )
+      for k in range(n)
+    ]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+  return unrolled
+
+
 def compile_steps(
   config: ml_collections.ConfigDict,
   model: Any,
@@ -235,16 +274,18 @@ def compile_steps(
   are shared."""
   replicated = NamedSharding(mesh, P())
   common = build.step_options(config, preprocess, mesh)
+  how = seed_batching(config, mesh)
   train = jax.jit(
-    jax.vmap(
-      functools.partial(steps_lib.train_on_indices, **common), in_axes=(0, 0, None, None, 0, None)
+    _over_seeds(
+      functools.partial(steps_lib.train_on_indices, **common), (0, 0, None, None, 0, None), how
     ),
     donate_argnums=(0, 1),
   )
   evaluate = jax.jit(
-    jax.vmap(
+    _over_seeds(
       functools.partial(steps_lib.eval_on_slice, apply_fn=build.apply_fn(model), **common),
-      in_axes=(0, 0, None, None, None, None),
+      (0, 0, None, None, None, None),
+      how,
     ),
     donate_argnums=0,
   )

@@ -35,6 +35,7 @@ MAY_CHANGE_ON_RESUME = frozenset(
     "nonfinite_policy",
     "max_consecutive_skips",
     "seeds_per_program",  # the same data order and steps, in one program or apart
+    "seed_batching",  # likewise
     "diagnostics",
     "data.data_dir",
     "data.download",

@@ -76,12 +76,14 @@ def separate_runs(fake_cifar10, tmp_path_factory):
   return {s: root / f"seed_{s}" for s in SEEDS}
 
 
-@pytest.fixture(scope="module")
-def group_run(fake_cifar10, tmp_path_factory):
-  """The same seeds in one program: (workdir, each seed's final state)."""
+@pytest.fixture(scope="module", params=["vmap", "unroll"])
+def group_run(fake_cifar10, tmp_path_factory, request):
+  """The same seeds in one program, batched or unrolled: (workdir, each seed's
+  final state)."""
   data_dir, _ = fake_cifar10
-  root = tmp_path_factory.mktemp("group")
-  states = multiseed.train_and_evaluate(small_config(data_dir, seeds_per_program=len(SEEDS)), root)
+  root = tmp_path_factory.mktemp(f"group_{request.param}")
+  config = small_config(data_dir, seeds_per_program=len(SEEDS), seed_batching=request.param)
+  states = multiseed.train_and_evaluate(config, root)
   return root, states
 
 
@@ -131,7 +133,9 @@ def test_an_interrupted_group_resumes_to_the_same_records(
   """A SIGTERM after step 3 (mid-epoch) saves every seed; the rerun continues
   them to exactly the records and states of the uninterrupted group."""
   data_dir, _ = fake_cifar10
-  config = small_config(data_dir, seeds_per_program=len(SEEDS))
+  root, straight = group_run
+  how = json.loads((root / "seed_0" / "config.json").read_text())["seed_batching"]
+  config = small_config(data_dir, seeds_per_program=len(SEEDS), seed_batching=how)
   flush = multiseed._Group._flush_logs
 
   def stop_after_step_3(self):
@@ -146,7 +150,6 @@ def test_an_interrupted_group_resumes_to_the_same_records(
   for s in SEEDS:
     assert any(r["split"] == "preempted" for r in writers.read_metrics(tmp_path / f"seed_{s}"))
   states = multiseed.train_and_evaluate(config, tmp_path)
-  root, straight = group_run
   # As in a single run, the logging interval the stop cut (steps 3-4) is
   # logged over the steps after the resume; the epoch's sums hold all of them.
   cut = lambda r: r["split"] == "train_interval" and r["step"] == 4  # noqa: E731
@@ -168,6 +171,7 @@ def test_seeds_at_different_steps_are_refused(fake_cifar10, separate_runs, tmp_p
   "fields,message",
   [
     ({"seeds_per_program": 0}, "seeds_per_program must be a positive integer"),
+    ({"seeds_per_program": 2, "seed_batching": "pmap"}, "is not one of auto, vmap, unroll"),
     (
       {"seeds_per_program": 2, "diagnostics.enabled": True},
       "cannot be combined with config.diagnostics.enabled",
@@ -183,6 +187,19 @@ def test_invalid_or_uncombinable_settings_are_refused(tmp_path, fields, message)
   with pytest.raises(config_lib.ConfigError, match=message):
     multiseed.train_and_evaluate(c, tmp_path / "wd")
   assert not (tmp_path / "wd").exists()
+
+
+def test_auto_batching_loops_on_cpu_and_vmaps_elsewhere():
+  class Mesh:
+    def __init__(self, platform):
+      self.devices = np.array([type("Device", (), {"platform": platform})()])
+
+  auto = small_config("")
+  assert multiseed.seed_batching(auto, Mesh("cpu")) == "unroll"
+  assert multiseed.seed_batching(auto, Mesh("gpu")) == "vmap"
+  assert multiseed.seed_batching(auto, Mesh("tpu")) == "vmap"
+  chosen = small_config("", seed_batching="vmap")
+  assert multiseed.seed_batching(chosen, Mesh("cpu")) == "vmap"
 
 
 def test_train_and_evaluate_points_to_multiseed(tmp_path):
