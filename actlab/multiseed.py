@@ -241,8 +241,8 @@ def _over_seeds(fn: Any, in_axes: tuple[int | None, ...], how: str) -> Any:
   others shared), results stacked: batched (`jax.vmap`), or unrolled, each
   seed's call written out one after another in the same program. Not
   `jax.lax.map`: XLA's CPU backend runs the gradient convolutions of a loop
-  body about 20x slower than the same ones outside a loop (measured on
-  LeNet5; docs/benchmarks.md)."""
+  body about 20x slower than the same ones outside a loop
+  (scripts/benchmark_loop_step.py; docs/benchmarks.md)."""
   if how == "vmap":
     return jax.vmap(fn, in_axes=in_axes)
 
