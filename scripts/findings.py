@@ -699,11 +699,18 @@ def readme_table(study: dict, label: str) -> str:
 STUDIES = ("budget10", "proxy", "comparison", "learning_rates", "factorial", "vanishing", "dying")
 
 
+def has_runs(runs: Path, name: str) -> bool:
+  """Whether study `name` under `runs` has its sweep.json and at least one
+  finished run (a started study may have only its plan)."""
+  study = runs / name
+  return (study / "sweep.json").exists() and next(study.rglob("done.json"), None) is not None
+
+
 def figures(runs: Path, out: Path) -> None:
   """Each study's report (figures with bands, results.csv with interval
   columns, runs.csv) into out/<study>/, as `actlab-report` writes it."""
   for name in STUDIES:
-    if (runs / name / "sweep.json").exists():
+    if has_runs(runs, name):
       baseline = {"vanishing": "relu_d10", "dying": "relu_lr0.001"}.get(name)
       report.report(stats.read_sweep(runs / name, baseline), out / name)
       print(f"wrote {out / name}")
@@ -731,6 +738,16 @@ PENDING = {
 }
 
 
+# The report folder (docs/figures/<name>) of each comparison section's study.
+FIGURE_DIRS = {
+  "BUDGET10": "budget10",
+  "PROXY": "proxy",
+  "SHORT": "comparison",
+  "LEARNING_RATES": "learning_rates",
+  "FACTORIAL": "factorial",
+}
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--runs", type=Path, default=Path("docs/runs"))
@@ -746,7 +763,7 @@ def main(argv=None) -> int:
   runs = args.runs
   born = json.loads((runs / "born_dead" / "born_dead.json").read_text())
   pooled: list = []
-  have = lambda name: (runs / name / "sweep.json").exists()  # noqa: E731
+  have = lambda name: has_runs(runs, name)  # noqa: E731
   done: dict = {}
   sections = {}
   if have("budget10"):
@@ -760,6 +777,9 @@ def main(argv=None) -> int:
   for key, (title, cmd) in PENDING.items():
     if not sections.get(key):
       sections[key] = f"## {title}\n\n{cmd}\n\n**Not run yet**: no finished run is committed."
+    elif key in FIGURE_DIRS:  # a study with runs has its report
+      name = FIGURE_DIRS[key]
+      sections[key] += f"\n\nFigures: [docs/figures/{name}](figures/{name}/report.md)."
   sections["VANISHING"] = vanishing(runs, pooled) if have("vanishing") else ""
   sections["DYING"] = dying(runs, born, pooled) if have("dying") else ""
   sections["POOLED"] = pooled_holm(pooled)

@@ -69,3 +69,15 @@ def test_the_weight_gradient_column_spans_the_hidden_layers_only(findings, tmp_p
   assert findings._log10_ratio(run, "grad_norm", 0) == pytest.approx(-2.0)
   assert findings._log10_ratio(run, "backprop_norm", 0) == pytest.approx(-3.0)
   assert re.search(r"first/last hidden", (ROOT / "docs" / "findings.md").read_text())
+
+
+def test_a_study_with_only_its_plan_counts_as_not_run(findings, tmp_path):
+  study = tmp_path / "budget10"
+  study.mkdir()
+  shutil.copy(RUNS / "proxy" / "sweep.json", study / "sweep.json")
+  assert not findings.has_runs(tmp_path, "budget10")
+  run = study / "relu" / "seed_0"
+  run.mkdir(parents=True)
+  (run / "done.json").write_text("{}")
+  assert findings.has_runs(tmp_path, "budget10")
+  assert not findings.has_runs(tmp_path, "factorial")
