@@ -310,10 +310,23 @@ class Checkpoints:
     )
 
   def close(self) -> None:
+    """Waits for the last save, then releases orbax's threads.
+
+    When the last save failed, that failure is what is raised: orbax's
+    manager, closed after it, may fail again on the same broken save, and
+    that second error goes to the debug log instead of replacing the first.
+    """
     try:
       self.wait()
-    finally:
+    except BaseException:
       try:
         self._manager.close()
+      except Exception as e:
+        logging.debug("Closing the checkpoint manager after a failed save: %r", e)
       finally:
         self._orbax_log.uninstall()
+      raise
+    try:
+      self._manager.close()
+    finally:
+      self._orbax_log.uninstall()

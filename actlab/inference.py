@@ -59,6 +59,36 @@ class SignFlip:
     return 2.0 / 2 ** round(math.log2(self.patterns)) if self.exact else 0.0
 
 
+# Up to this n, the exact test is scipy's own enumeration; above it (to
+# MAX_EXACT_N), `_exact_sign_flip_p` computes the same p-value: scipy builds
+# the 2^n patterns in Python (about 10 s per test at n = 20), the halves
+# below take milliseconds. tests/test_inference.py checks the two agree.
+_SCIPY_EXACT_UP_TO = 12
+
+
+def _exact_sign_flip_p(x: np.ndarray) -> float:
+  """Two-sided exact sign-flip p of mean(x) = 0, as
+  `scipy.stats.permutation_test(..., permutation_type="samples",
+  n_resamples=inf)` defines it (its tolerance for ties included).
+
+  Every pattern's mean is a sum over the first half of x plus one over the
+  second, so the 2^n means are the outer sum of two lists of 2^(n/2).
+  """
+  n = x.size
+
+  def signed_sums(v: np.ndarray) -> np.ndarray:
+    bits = (np.arange(2**v.size)[:, None] >> np.arange(v.size)) & 1
+    return (1 - 2 * bits) @ v
+
+  half = n // 2
+  null = (signed_sums(x[:half])[:, None] + signed_sums(x[half:])[None, :]).ravel() / n
+  observed = x.mean()
+  gamma = abs(np.finfo(np.float64).eps * 100 * observed)
+  less = np.count_nonzero(null <= observed + gamma) / null.size
+  greater = np.count_nonzero(null >= observed - gamma) / null.size
+  return float(np.clip(2 * min(less, greater), 0.0, 1.0))
+
+
 def sign_flip_test(
   d: Sequence[float] | np.ndarray,
   max_exact_n: int = MAX_EXACT_N,
@@ -73,6 +103,8 @@ def sign_flip_test(
   """
   x = _differences(d, "sign_flip_test")
   exact = x.size <= max_exact_n
+  if exact and x.size > _SCIPY_EXACT_UP_TO:
+    return SignFlip(_exact_sign_flip_p(x), True, 2**x.size, 0.0)
   res = sps.permutation_test(
     (x,),
     np.mean,

@@ -117,3 +117,20 @@ def test_verdicts():
   assert inference.verdict(0.01, 0.5, 0.01, +0.02) == "higher"
   assert inference.verdict(0.2, 0.01, 0.01, 0.001) == "equivalent within ±1 point"
   assert inference.verdict(0.2, 0.3, 0.01, 0.004) == "inconclusive"
+
+
+@pytest.mark.parametrize("n", [13, 14, 16])
+def test_fast_exact_sign_flip_equals_scipys_enumeration(n):
+  """Above 12 differences the exact p is computed by halves; it is the p
+  scipy.stats.permutation_test gives over all 2^n patterns, ties included."""
+  rng = np.random.default_rng(n)
+  for d in (rng.normal(0.003, 0.01, n), np.round(rng.normal(0.0, 0.002, n), 3)):
+    scipy_p = sps.permutation_test(
+      (d,), np.mean, permutation_type="samples", vectorized=True, n_resamples=np.inf
+    ).pvalue
+    res = inference.sign_flip_test(d)
+    assert res.exact and res.patterns == 2**n
+    assert res.pvalue == scipy_p
+  # And by hand, where the test allows the time for it.
+  d = rng.normal(0.002, 0.01, 13)
+  assert inference.sign_flip_test(d).pvalue == pytest.approx(brute_force_sign_flip(d), abs=1e-12)

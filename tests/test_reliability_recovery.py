@@ -374,7 +374,9 @@ def test_a_save_that_fails_on_disk_is_one_error_line_and_orbax_logs_to_a_file(
   )
   err = out.stderr
   assert out.returncode == 1, err[-3000:]
-  (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+  lines = [x for x in err.splitlines() if x.startswith("error:")]
+  assert len(lines) == 1, err[-3000:]
+  (line,) = lines
   assert "Could not save the checkpoint for step 10" in line, line
   assert "the run resumes from step 5" in line and "(File too large)" in line, line
   assert f"orbax's own report of the failure is in {wd / checkpoint.LOG_FILE}" in line, line
@@ -409,3 +411,30 @@ def test_orbax_tracebacks_from_closed_event_loops_go_to_the_log_file(tmp_path, m
   assert sys.unraisablehook == passed_on.append
   assert "Event loop is closed" in (tmp_path / checkpoint.LOG_FILE).read_text()
   assert [str(u.exc_value) for u in passed_on] == ["not orbax's"]
+
+
+def test_close_after_a_failed_save_raises_that_failure_not_orbaxs_second_one(tmp_path):
+  """An async save that failed may make orbax's own close fail too; the
+  user must still get the one-line CheckpointError naming the step."""
+  ckpt = checkpoint.Checkpoints(tmp_path)
+  real = ckpt._manager
+  closed = []
+
+  class Broken:
+    def all_steps(self):
+      return []
+
+    def wait_until_finished(self):
+      raise OSError(errno.EFBIG, "File too large")
+
+    def close(self):
+      closed.append(True)
+      raise ValueError("orbax: the manager's save thread already failed")
+
+  ckpt._manager, ckpt._in_flight = Broken(), 10
+  try:
+    with pytest.raises(checkpoint.CheckpointError, match="for step 10.*File too large"):
+      ckpt.close()
+    assert closed == [True]  # the manager was still closed
+  finally:
+    real.close()
