@@ -183,7 +183,7 @@ def _devices_in_fresh_process(code: str, **env) -> list[str]:
     capture_output=True,
     text=True,
     check=True,
-    timeout=120,
+    timeout=300,
   )
   return out.stdout.split()
 

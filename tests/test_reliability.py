@@ -40,7 +40,7 @@ def _start(args):
   )
 
 
-def _wait_for(predicate, proc, timeout=240):
+def _wait_for(predicate, proc, timeout=400):
   end = time.monotonic() + timeout
   while time.monotonic() < end:
     if predicate():
@@ -101,7 +101,7 @@ def test_sigterm_saves_exits_75_and_the_rerun_resumes_there(
   metrics = wd / "metrics.jsonl"
   _wait_for(lambda: metrics.exists() and metrics.read_text().count("train_interval") >= 3, proc)
   proc.send_signal(signal.SIGTERM)
-  _, err = proc.communicate(timeout=120)
+  _, err = proc.communicate(timeout=300)
   assert proc.returncode == faults.PREEMPTED_EXIT_CODE == 75, err[-3000:]
   (preempted,) = [r for r in writers.read_metrics(wd) if r["split"] == "preempted"]
   assert preempted["signal"] == "SIGTERM"
@@ -382,7 +382,7 @@ class _Watched:
       return self._handler_at
     return next((t for t, line in self.lines if marker in line), None)
 
-  def finish(self, timeout=120) -> tuple[int, str]:
+  def finish(self, timeout=300) -> tuple[int, str]:
     code = self.proc.wait(timeout=timeout)
     self._reader.join(timeout=10)
     return code, "".join(line for _, line in self.lines)

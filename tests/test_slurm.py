@@ -150,7 +150,7 @@ def slurm_sweep(slurm_cluster, fake_cifar10_large, tmp_path_factory):
     env=_job_env(slurm_cluster),
     capture_output=True,
     text=True,
-    timeout=120,
+    timeout=300,
   )
   assert out.returncode == 0, out.stdout + out.stderr
   job_id = re.search(r"Submitted batch job (\d+)", out.stdout).group(1)

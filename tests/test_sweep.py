@@ -173,7 +173,7 @@ def test_slurm_array_script_quotes_every_path_and_runs_one_task_per_run(fake_cif
   env = python_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
   cmd = sweep_command(sweep_dir, data_dir, workers=1, seeds="1", num_epochs=1)
   cmd += ["--launcher=slurm", "--submit"]
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr
   script = sweep_dir / "slurm/sweep.sbatch"
   text = script.read_text()
