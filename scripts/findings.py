@@ -126,13 +126,18 @@ def convergence(sweep: stats.Sweep) -> tuple[str, dict]:
 
 def convergence_sentence(overall: dict, epochs: int) -> str:
   share = overall["at_last"] / max(overall["runs"], 1)
-  judged = (
-    "most runs were still improving when they stopped: the accuracies measure how fast each"
-    " activation learns at this budget, not what it reaches"
-    if share > 0.5
-    else "most runs peaked before their last epoch: the budget is long enough for the"
-    " validation-selected accuracy to have levelled off"
-  )
+  if share > 0.5:
+    judged = (
+      "most runs were still improving when they stopped: the accuracies measure how fast each"
+      " activation learns at this budget, not what it reaches"
+    )
+  elif share < 0.5:
+    judged = (
+      "most runs peaked before their last epoch: the budget is long enough for the"
+      " validation-selected accuracy to have levelled off"
+    )
+  else:
+    judged = "half the runs were still improving when they stopped: too few to judge the budget"
   return (
     f"Convergence check: {overall['at_last']} of {overall['runs']} runs selected their last"
     f" (epoch {epochs}) on validation; the median change of validation accuracy over the last"
@@ -670,6 +675,11 @@ layers, with a bootstrap 95% interval over seeds.
 """
 
 
+def finished(sweep) -> bool:
+  done, planned = progress(sweep)
+  return done >= planned
+
+
 def readme_table(study: dict, label: str) -> str:
   rows = [r for r in study["rows"] if r["n"]]
   sweep = study["sweep"]
@@ -692,7 +702,8 @@ def readme_table(study: dict, label: str) -> str:
       )
     else:
       tail = "– | – | –"
-    lines.append(f"| {r['condition']} | {r['n']} | {r['mean']:.4f} ± {half:.4f} | {tail} |")
+    spread = f" ± {half:.4f}" if math.isfinite(half) else ""  # one seed: no interval
+    lines.append(f"| {r['condition']} | {r['n']} | {r['mean']:.4f}{spread} | {tail} |")
   return "\n".join(lines)
 
 
@@ -794,13 +805,14 @@ def main(argv=None) -> int:
   args.out.write_text(text)
   print(f"wrote {args.out}")
   if args.readme:
-    tables = []
-    if "budget10" in done:
-      tables.append(readme_table(done["budget10"], "LeNet5 on CIFAR-10, the tutorial's 10 epochs"))
-    if "proxy" in done:
-      tables.append(
-        readme_table(done["proxy"], "LeNet5 on 10,000 CIFAR-10 images, 8 epochs (the proxy)")
-      )
+    labels = {
+      "budget10": "LeNet5 on CIFAR-10, the tutorial's 10 epochs",
+      "proxy": "LeNet5 on 10,000 CIFAR-10 images, 8 epochs (the proxy)",
+    }
+    shown = [k for k in labels if k in done]
+    # Finished studies first; one still running follows, marked as such.
+    shown.sort(key=lambda k: not finished(done[k]["sweep"]))
+    tables = [readme_table(done[k], labels[k]) for k in shown]
     readme = args.readme.read_text()
     begin, end = "<!-- results:begin -->", "<!-- results:end -->"
     if begin not in readme or end not in readme:

@@ -81,3 +81,12 @@ def test_a_study_with_only_its_plan_counts_as_not_run(findings, tmp_path):
   (run / "done.json").write_text("{}")
   assert findings.has_runs(tmp_path, "budget10")
   assert not findings.has_runs(tmp_path, "factorial")
+
+
+def test_the_convergence_verdict_follows_the_share_of_runs_at_their_last_epoch(findings):
+  def verdict(at_last, runs):
+    return findings.convergence_sentence(dict(runs=runs, at_last=at_last, median_gain=0.1), 10)
+
+  assert "most runs were still improving" in verdict(3, 4)
+  assert "most runs peaked before" in verdict(1, 4)
+  assert "half the runs" in verdict(1, 2) and "most" not in verdict(1, 2)
