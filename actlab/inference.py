@@ -132,9 +132,12 @@ def bootstrap_ci(
   Constant data gives the point interval; where BCa is undefined (almost
   constant data) the percentile interval is used. With few seeds the
   bootstrap distribution is coarse (5 values have 126 distinct resamples):
-  read it next to the t-interval, not instead of it.
+  read it next to the t-interval, not instead of it. Fewer than 3 values
+  give (nan, nan).
   """
   x = _differences(values, "bootstrap_ci")
+  if x.size < 3:  # 2 values have 3 distinct resamples: no interval to speak of
+    return math.nan, math.nan
   if np.all(x == x[0]):
     return float(x[0]), float(x[0])
   kw = dict(confidence_level=confidence, n_resamples=n_resamples, rng=seed)

@@ -134,3 +134,10 @@ def test_fast_exact_sign_flip_equals_scipys_enumeration(n):
   # And by hand, where the test allows the time for it.
   d = rng.normal(0.002, 0.01, 13)
   assert inference.sign_flip_test(d).pvalue == pytest.approx(brute_force_sign_flip(d), abs=1e-12)
+
+
+def test_two_seeds_give_no_bootstrap_interval():
+  # 2 values have 3 distinct resamples: an "interval" from them describes nothing.
+  low, high = inference.bootstrap_ci([0.01, 0.03])
+  assert math.isnan(low) and math.isnan(high)
+  assert all(map(math.isfinite, inference.bootstrap_ci([0.01, 0.03, 0.02])))

@@ -263,7 +263,11 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
     )
     if r["n_pairs"]:
       diff = f"{r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
-      bca = f"[{r['diff_bca_low']:+.4f}, {r['diff_bca_high']:+.4f}]"
+      bca = (
+        f"[{r['diff_bca_low']:+.4f}, {r['diff_bca_high']:+.4f}]"
+        if math.isfinite(r["diff_bca_low"])
+        else "–"  # too few seeds for a bootstrap
+      )
       tests = [
         _p(r["t_p"]),
         _p(r["permutation_p"]),
