@@ -702,7 +702,7 @@ def readme_table(study: dict, label: str) -> str:
       )
     else:
       tail = "– | – | –"
-    spread = f" ± {half:.4f}" if math.isfinite(half) else ""  # one seed: no interval
+    spread = f" ± {half:.4f}" if r["n"] >= 2 else ""  # one seed: no interval
     lines.append(f"| {r['condition']} | {r['n']} | {r['mean']:.4f}{spread} | {tail} |")
   return "\n".join(lines)
 

@@ -266,7 +266,7 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
       bca = (
         f"[{r['diff_bca_low']:+.4f}, {r['diff_bca_high']:+.4f}]"
         if math.isfinite(r["diff_bca_low"])
-        else "–"  # too few seeds for a bootstrap
+        else "-"  # too few seeds for a bootstrap
       )
       tests = [
         _p(r["t_p"]),
