@@ -315,6 +315,9 @@ class Checkpoints:
     When the last save failed, that failure is what is raised: orbax's
     manager, closed after it, may fail again on the same broken save, and
     that second error goes to the debug log instead of replacing the first.
+    After a failed save the orbax log stays installed: tensorstore's
+    callbacks into orbax's closed event loop can arrive later, while the
+    process exits, and belong in orbax.log, not on the console.
     """
     try:
       self.wait()
@@ -323,8 +326,6 @@ class Checkpoints:
         self._manager.close()
       except Exception as e:
         logging.debug("Closing the checkpoint manager after a failed save: %r", e)
-      finally:
-        self._orbax_log.uninstall()
       raise
     try:
       self._manager.close()
