@@ -39,12 +39,44 @@ def ci(s: stats.Summary, digits: int = 4) -> str:
   return f"{s.mean:.{digits}f} ± {s.half_width:.{digits}f}"
 
 
+def reused(sweep: stats.Sweep) -> dict[str, str]:
+  """Run name -> the run of another study it was copied from (scripts/reuse_runs.py)."""
+  out = {}
+  for c in sweep.conditions:
+    for seed, r in sweep.ok_runs(c).items():
+      done = Path(r.workdir) / "done.json"
+      source = json.loads(done.read_text()).get("reused_from") if done.exists() else None
+      if source:
+        out[f"{c}/seed_{seed}"] = source
+  return out
+
+
 def seconds(sweep: stats.Sweep) -> float:
+  """Training time of the study's own runs (a copied run counts in its source study)."""
+  copied = reused(sweep)
   total = 0.0
   for c in sweep.conditions:
-    for r in sweep.ok_runs(c).values():
-      total += sum(x.get("seconds", 0.0) for x in r.split("train"))
+    for seed, r in sweep.ok_runs(c).items():
+      if f"{c}/seed_{seed}" not in copied:
+        total += sum(x.get("seconds", 0.0) for x in r.split("train"))
   return total
+
+
+def reuse_sentence(sweep: stats.Sweep) -> str:
+  """Which runs are another study's, and on what grounds; empty when none are."""
+  copied = reused(sweep)
+  if not copied:
+    return ""
+  cells = sorted({name.split("/")[0] for name in copied})
+  sources = sorted({source.split("/")[0] for source in copied.values()})
+  return (
+    f" {len(copied)} of these runs (the cells {', '.join(f'`{c}`' for c in cells)}) are the"
+    f" {' and '.join(f'`{s}`' for s in sources)} study's runs at the same seeds: the same"
+    " config field for field and the same commit, copied by `scripts/reuse_runs.py` (each"
+    " run's done.json names its source) and counted once in the hours above. Retrained by"
+    " the study itself in the same worker setting, such a run gives the same records"
+    " (checked for relu at seed 0: metrics identical apart from timings)."
+  )
 
 
 def epochs_of(sweep: stats.Sweep) -> int:
@@ -372,12 +404,31 @@ def _one_level_down(lines: list[str]) -> str:
   return "\n".join("#" + x if x.startswith("## ") else x for x in lines)
 
 
+DESIGN_MIN_SEEDS = 3
+
+
+def design_ready(sweep: stats.Sweep) -> bool:
+  """Whether every condition of a design study has DESIGN_MIN_SEEDS finished
+  seeds: a rate chosen among the rates that happen to be finished, or a 2x2
+  with an empty cell, would be a different analysis, not a partial one."""
+  return len(complete_seeds(sweep)) >= DESIGN_MIN_SEEDS
+
+
+def waiting(sweep: stats.Sweep) -> str:
+  started = [c for c in sweep.conditions if sweep.ok_runs(c)]
+  return (
+    f"The design's tables appear once every condition has ≥ {DESIGN_MIN_SEEDS} finished"
+    f" seeds; so far {len(complete_seeds(sweep))} seeds are finished in all"
+    f" {len(sweep.conditions)} conditions, and {len(started)} conditions have a finished run."
+  )
+
+
 def learning_rates(runs: Path, pooled: list) -> str:
   sweep = stats.read_sweep(runs / "learning_rates")
   seeds = seeds_of(sweep)
-  sections = report.design_sections(sweep)
+  sections = report.design_sections(sweep) if design_ready(sweep) else [waiting(sweep)]
   spec = sweep.design.get("select") if sweep.design else None
-  if spec:
+  if spec and design_ready(sweep):
     sel = designs.select(sweep, spec)
     for c in sel.at_chosen.values():
       pooled.append(("own learning rate", f"{c.condition} − {c.baseline}", c.t_p, c.t_p_holm))
@@ -390,7 +441,7 @@ activations. The rate is chosen per activation by mean validation accuracy
 (never the test split); the test accuracies at the chosen rates are then
 compared with relu at its own chosen rate — the declared family — next to
 the same comparison at the shared 1e-3. Seeds {seeds}, {seconds(sweep) / 3600:.1f}
-CPU-worker hours. {_status(sweep)}
+CPU-worker hours.{reuse_sentence(sweep)} {_status(sweep)}
 
 {_one_level_down(sections)}
 """
@@ -399,9 +450,9 @@ CPU-worker hours. {_status(sweep)}
 def factorial(runs: Path, pooled: list) -> str:
   sweep = stats.read_sweep(runs / "factorial")
   seeds = seeds_of(sweep)
-  sections = report.design_sections(sweep)
+  sections = report.design_sections(sweep) if design_ready(sweep) else [waiting(sweep)]
   spec = sweep.design.get("factorial") if sweep.design else None
-  if spec:
+  if spec and design_ready(sweep):
     fac = designs.factorial(sweep, spec)
     for (g, name), c in fac.contrasts.items():
       pooled.append(("factorial", f"{g}: {name}", c.t_p, c.t_p_holm))
@@ -416,7 +467,7 @@ for selu) — and a comparison that makes both at once cannot say which one
 helped. Here each is a factor of a 2×2, on the proxy budget of section 2,
 for six activations including silu and mish; each factor's effect and the
 interaction are estimated separately, paired by seed. Seeds {seeds},
-{seconds(sweep) / 3600:.1f} CPU-worker hours. {_status(sweep)}
+{seconds(sweep) / 3600:.1f} CPU-worker hours.{reuse_sentence(sweep)} {_status(sweep)}
 
 {_one_level_down(sections)}
 """
