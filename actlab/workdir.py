@@ -336,8 +336,23 @@ def code_version() -> dict[str, Any]:
   return {"actlab": actlab.__version__, "git_commit": commit, "git_dirty": dirty, **packages}
 
 
+def execution() -> dict[str, Any]:
+  """How XLA runs here, which also decides the order of float sums: the
+  backend, the cores this process may use and the XLA flags (a sweep worker
+  runs single-threaded on one core; a lone run lets XLA use every core)."""
+  import jax  # pylint: disable=g-import-not-at-top  (workdir is imported before jax is needed)
+
+  cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return {
+    "platform": jax.default_backend(),
+    "cpus": cpus,
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+  }
+
+
 def record_provenance(workdir: Path, start_step: int) -> None:
-  """Appends one line per start or resume of the run: the code that ran it.
+  """Appends one line per start or resume of the run: the code that ran it,
+  and how XLA ran it (`execution`).
 
   A run continued by other code shows two commits here, so a study can
   check that it never mixes code versions.
@@ -347,6 +362,7 @@ def record_provenance(workdir: Path, start_step: int) -> None:
     "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "host": socket.gethostname(),
     **code_version(),
+    **execution(),
   }
   try:
     with open(workdir / PROVENANCE_FILE, "a") as f:

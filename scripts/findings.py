@@ -213,9 +213,7 @@ def rank_vs_budget(sweep: stats.Sweep) -> str:
   conds = [c for c in sweep.conditions if sweep.ok_runs(c)]
   seeds = complete_seeds(sweep, conds)
   if len(seeds) < 3 or len(conds) < 3:
-    return (
-      f"Rank against budget: needs ≥ 3 seeds finished by every condition; {len(seeds)} so far."
-    )
+    return f"Rank against budget: needs ≥ 3 seeds finished by every condition; {len(seeds)} so far."
   v = _val_matrix(sweep, conds, seeds)
   epochs = v.shape[2]
   idx = np.arange(len(seeds))
@@ -323,9 +321,7 @@ def proxy(runs: Path, pooled: list, others: dict) -> tuple[str, dict]:
   compared = [r for r in rows if r["n_pairs"]]
   mdes = [r["mde_80"] for r in compared if math.isfinite(r["mde_80"])]
   sds = [r["diff_sd"] for r in compared if math.isfinite(r["diff_sd"])]
-  resolved = [
-    r["condition"] for r in compared if r["t_p_holm"] < ALPHA
-  ]
+  resolved = [r["condition"] for r in compared if r["t_p_holm"] < ALPHA]
   equivalent = [r["condition"] for r in compared if r["verdict"].startswith("equivalent")]
   open_ = [r["condition"] for r in compared if r["verdict"] == "inconclusive"]
   n = max((r["n_pairs"] for r in compared), default=0)
@@ -553,7 +549,9 @@ def vanishing(runs: Path, pooled: list) -> str:
         cols.append("–")
     f = sweep.fields.get(c, {})
     pred = predicted_ratio(
-      f.get("model.activation", ""), f.get("model.kernel_init", ""), int(f.get("model.mlp_depth", 0))
+      f.get("model.activation", ""),
+      f.get("model.kernel_init", ""),
+      int(f.get("model.mlp_depth", 0)),
     )
     cols.insert(1, f"{pred:+.2f}" if pred is not None else "–")
     acc = stats.summarize([r.val_accuracy for r in ok.values()])
@@ -810,6 +808,54 @@ FIGURE_DIRS = {
 }
 
 
+def provenance(runs: Path) -> str:
+  """Per study: which commits and which XLA settings trained its finished runs."""
+  from actlab import workdir  # pylint: disable=g-import-not-at-top
+
+  rows, mixed = [], []
+  for study in sorted(p for p in runs.iterdir() if (p / "sweep.json").exists()):
+    folders = [d.parent for d in sorted(study.glob("*/seed_*/done.json"))]
+    if not folders:
+      continue
+    lines = {d: workdir.read_provenance(d) for d in folders}
+    recorded = [x for d in folders for x in lines[d]]
+    commits = sorted(
+      {
+        (x.get("git_commit") or "no git")[:7] + (" (dirty)" if x.get("git_dirty") else "")
+        for x in recorded
+      }
+    )
+    settings = sorted(
+      {
+        f"{x['platform']}, {x['cpus']} core(s), {x['xla_flags'] or 'default XLA flags'}"
+        for x in recorded
+        if "cpus" in x
+      }
+    )
+    if len(commits) > 1:
+      mixed.append(study.name)
+    rows.append(
+      f"| {study.name} | {len(folders)} | {sum(bool(v) for v in lines.values())} |"
+      f" {', '.join(commits) or '–'} | {'; '.join(settings) or 'not recorded'} |"
+    )
+  verdict = (
+    f"**Mixed code versions** in {', '.join(mixed)}."
+    if mixed
+    else "Every study with recorded provenance was trained, start and resume, by one commit."
+  )
+  return "\n".join(
+    [
+      "| study | finished runs | with provenance | commit(s) | XLA setting |",
+      "|---|---:|---:|---|---|",
+      *rows,
+      "",
+      verdict + " Runs without provenance predate it (`actlab.workdir.record_provenance`);"
+      " the XLA setting is recorded from this version on (the a7b6136 runs above:"
+      " sweeps of 2 workers, each pinned to one core with XLA single-threaded).",
+    ]
+  )
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--runs", type=Path, default=Path("docs/runs"))
@@ -845,6 +891,7 @@ def main(argv=None) -> int:
   sections["VANISHING"] = vanishing(runs, pooled) if have("vanishing") else ""
   sections["DYING"] = dying(runs, born, pooled) if have("dying") else ""
   sections["POOLED"] = pooled_holm(pooled)
+  sections["PROVENANCE"] = provenance(runs)
   text = args.template.read_text()
   for key, value in sections.items():
     text = text.replace("{{" + key + "}}", value.strip())

@@ -2,6 +2,7 @@
 scripts/findings.py makes of the committed runs under docs/runs."""
 
 import importlib.util
+import json
 import math
 import re
 import shutil
@@ -90,3 +91,27 @@ def test_the_convergence_verdict_follows_the_share_of_runs_at_their_last_epoch(f
   assert "most runs were still improving" in verdict(3, 4)
   assert "most runs peaked before" in verdict(1, 4)
   assert "half the runs" in verdict(1, 2) and "most" not in verdict(1, 2)
+
+
+def test_provenance_table_flags_a_study_trained_by_two_commits(findings, tmp_path):
+  def run(study, name, *commits, execution=None):
+    d = tmp_path / study / name / "seed_0"
+    d.mkdir(parents=True)
+    (tmp_path / study / "sweep.json").write_text("{}")
+    (d / "done.json").write_text("{}")
+    lines = [{"git_commit": c * 40, "git_dirty": False, **(execution or {})} for c in commits]
+    (d / "provenance.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+  one = {"platform": "cpu", "cpus": 1, "xla_flags": "--xla_cpu_multi_thread_eigen=false"}
+  run("steady", "relu", "a", execution=one)
+  run("steady", "tanh", "a", "a", execution=one)
+  table = findings.provenance(tmp_path)
+  assert (
+    "| steady | 2 | 2 | aaaaaaa | cpu, 1 core(s), --xla_cpu_multi_thread_eigen=false |" in table
+  )
+  assert "trained, start and resume, by one commit" in table
+  run("mixed", "relu", "a")
+  run("mixed", "tanh", "a", "b")  # resumed by other code
+  table = findings.provenance(tmp_path)
+  assert "| mixed | 2 | 2 | aaaaaaa, bbbbbbb | not recorded |" in table
+  assert "**Mixed code versions** in mixed." in table

@@ -45,6 +45,9 @@ def source_sweep(fake_cifar10, tmp_path, monkeypatch):
   overrides = small_overrides(fake_cifar10[0], num_epochs=1)
   sweep.plan(COMPARISON + ":acts=relu+tanh", overrides, [0]).save(source)
   _train_all(source)
+  started = workdir.read_provenance(source / "relu" / "seed_0")
+  assert len(started) == 1 and started[0]["git_commit"] == "a" * 40
+  assert started[0]["platform"] == "cpu" and started[0]["cpus"] >= 1  # how XLA ran
   return source, overrides, code
 
 
