@@ -10,7 +10,9 @@ folder. The seed fixes the initialisation and the data order, so conditions
 that share a seed form a paired comparison. With `seeds_per_program=N` (an
 override or a config field) a worker or array task trains N seeds of one
 condition in one program (`Plan.tasks`, `actlab.multiseed`), each still in
-its own `seed_<s>/` folder.
+its own `seed_<s>/` folder. Studies that share cells train them once:
+`reuse_finished` (`actlab-sweep --reuse`) copies another sweep's finished run
+when its config and code are this sweep's.
 
 Executors:
   local   one worker process per run, at most `workers` at a time; with
@@ -41,6 +43,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -395,6 +398,127 @@ def run_one(sweep_dir: Path, index: int) -> int:
 
 
 # ----------------------------------------------------------------------------
+# Cells another sweep already trained
+# ----------------------------------------------------------------------------
+
+# Study-level fields that training does not read (the list a study sweeps).
+_NOT_TRAINED = ("activations",)
+# What a run's numerics depend on besides its config.
+_CODE_FIELDS = ("git_commit", "git_dirty", "jax", "jaxlib", "flax", "optax", "numpy")
+_SINGLE_THREADED = "--xla_cpu_multi_thread_eigen=false"
+
+
+def _trained_fields(config: dict[str, Any]) -> dict[str, Any]:
+  if set(config) == {"digest", "config"}:  # config.json with its digest
+    config = config["config"]
+  return {k: v for k, v in config.items() if k not in _NOT_TRAINED}
+
+
+def _why_not_same(
+  started: list[dict[str, Any]], code: dict[str, Any], single_threaded: bool | None
+) -> str | None:
+  """Why a run's provenance is not `code` run the target's way; None when it is."""
+  if not started:
+    return "it records no provenance"
+  for line in started:
+    for field in _CODE_FIELDS:
+      if line.get(field) != code.get(field):
+        return f"it was trained with {field}={line.get(field)!r}, not {code.get(field)!r}"
+    if single_threaded is not None and "xla_flags" in line:
+      if (_SINGLE_THREADED in line["xla_flags"]) != single_threaded:
+        way = "single-threaded" if single_threaded else "multi-threaded"
+        return f"XLA ran it with flags {line['xla_flags']!r}; this sweep runs XLA {way}"
+  return None
+
+
+def reuse_finished(
+  sweep_dir: Path,
+  sources: Sequence[Path],
+  single_threaded: bool | None = None,
+  dry_run: bool = False,
+) -> dict[str, list[str]]:
+  """Copies into a planned sweep the finished runs other sweeps trained with
+  the same config, so studies that share cells train them once.
+
+  A run of this sweep is taken from a source sweep when the source has a
+  finished run at the same seed whose config.json equals, field for field,
+  the config this sweep would train (only `activations`, a study's list of
+  conditions, may differ), and whose provenance names, at every start and
+  resume, the git commit and the jax, jaxlib, flax, optax and numpy versions
+  of the code running now; where the source recorded its XLA flags, XLA
+  must also have run single-threaded exactly when `single_threaded` (None:
+  not checked). Then the copy is the run this sweep would train: same
+  initialisation, data order, code and order of float sums.
+
+  The copy has the source's metrics, log, events and provenance (no
+  checkpoints: it is finished), this sweep's config.json, and a done.json
+  naming this run and the source (`reused_from`, relative to the folder that
+  holds this sweep). Runs that have started or finished are left alone.
+  Returns run names by outcome: reused, kept, no match, other code.
+  """
+  from actlab import workdir  # pylint: disable=g-import-not-at-top  (imports jax)
+
+  sweep_dir = Path(sweep_dir)
+  plan = Plan.load(sweep_dir)
+  code = workdir.code_version()
+  if not code.get("git_commit") or code.get("git_dirty"):
+    raise SweepError(
+      "--reuse needs actlab imported from a clean git checkout: otherwise whether a source"
+      " run was trained by this code cannot be checked. Commit the changes to actlab/, or"
+      " train the runs."
+    )
+  available: dict[tuple[int, str], Path] = {}
+  for source in map(Path, sources):
+    if not (source / PLAN_FILE).exists():
+      raise SweepError(f"--reuse={source}: no {PLAN_FILE} there; give a sweep's folder.")
+    for done in sorted(source.glob(f"*/seed_*/{DONE_FILE}")):
+      config = _trained_fields(json.loads((done.parent / "config.json").read_text()))
+      available.setdefault((config["seed"], json.dumps(config, sort_keys=True)), done.parent)
+  outcome: dict[str, list[str]] = {k: [] for k in ("reused", "kept", "no match", "other code")}
+  for run in plan.runs():
+    dest = run_dir(sweep_dir, run)
+    if status(sweep_dir, run) != "new" or (dest.exists() and any(dest.iterdir())):
+      outcome["kept"].append(run.name)
+      continue
+    config = run_config(plan, run)
+    trained = _trained_fields(json.loads(json.dumps(workdir.resolved_config(config))))
+    source_dir = available.get((run.seed, json.dumps(trained, sort_keys=True)))
+    if source_dir is None:
+      outcome["no match"].append(run.name)
+      continue
+    why = _why_not_same(workdir.read_provenance(source_dir), code, single_threaded)
+    if why:
+      outcome["other code"].append(f"{run.name} ({source_dir}: {why})")
+      continue
+    outcome["reused"].append(f"{run.name} <- {source_dir}")
+    if not dry_run:
+      _copy_finished_run(source_dir, dest, run, config)
+  return outcome
+
+
+def _copy_finished_run(source_dir: Path, dest: Path, run: Run, config) -> None:
+  """The finished run at `source_dir` as `dest`, which appears whole or not at all."""
+  from actlab import workdir  # pylint: disable=g-import-not-at-top
+
+  tmp = dest.with_name(dest.name + ".reusing")
+  shutil.rmtree(tmp, ignore_errors=True)
+  tmp.mkdir(parents=True)
+  for path in source_dir.iterdir():
+    if path.name in ("metrics.jsonl", "log.txt", workdir.PROVENANCE_FILE) or (
+      path.name.startswith("events.out.tfevents.")
+    ):
+      shutil.copy2(path, tmp / path.name)
+  workdir.write_config(config, tmp)
+  done = json.loads((source_dir / DONE_FILE).read_text())
+  # Relative to the folder that holds both sweeps, so the record survives a move.
+  done.update(run=run.name, reused_from=os.path.relpath(source_dir, dest.parents[2]))
+  (tmp / DONE_FILE).write_text(json.dumps(done, indent=2) + "\n")
+  if dest.exists():  # empty (checked by reuse_finished): nothing to lose
+    dest.rmdir()
+  tmp.replace(dest)
+
+
+# ----------------------------------------------------------------------------
 # Local executor
 # ----------------------------------------------------------------------------
 
@@ -417,6 +541,12 @@ def resolve_workers(workers: str | int) -> int:
   if n < 1:
     raise SweepError(f"--workers={workers!r}: at least 1.")
   return n
+
+
+def pins(workers: int) -> bool:
+  """Whether a local sweep of `workers` pins each worker to its own core(s),
+  XLA single-threaded: when there are several and enough cores for them."""
+  return workers > 1 and len(available_cores()) >= workers
 
 
 def core_slots(cores: list[int], workers: int) -> list[list[int]]:
@@ -462,7 +592,7 @@ def run_local(sweep_dir: Path, workers: int, pin: bool | None = None) -> dict[st
   p = Plan.load(sweep_dir)
   runs, tasks = p.runs(), p.tasks()
   cores = available_cores()
-  pin = (workers > 1 and len(cores) >= workers) if pin is None else pin
+  pin = pins(workers) if pin is None else pin
   slots = core_slots(cores, workers) if pin else [None] * workers
   outcome: dict[str, list[str]] = {
     k: [] for k in ("done", "skipped", "preempted", "busy", "failed")

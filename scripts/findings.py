@@ -40,7 +40,7 @@ def ci(s: stats.Summary, digits: int = 4) -> str:
 
 
 def reused(sweep: stats.Sweep) -> dict[str, str]:
-  """Run name -> the run of another study it was copied from (scripts/reuse_runs.py)."""
+  """Run name -> the run of another study it was copied from (`actlab-sweep --reuse`)."""
   out = {}
   for c in sweep.conditions:
     for seed, r in sweep.ok_runs(c).items():
@@ -72,7 +72,7 @@ def reuse_sentence(sweep: stats.Sweep) -> str:
   return (
     f" {len(copied)} of these runs (the cells {', '.join(f'`{c}`' for c in cells)}) are the"
     f" {' and '.join(f'`{s}`' for s in sources)} study's runs at the same seeds: the same"
-    " config field for field and the same commit, copied by `scripts/reuse_runs.py` (each"
+    " config field for field and the same commit, copied by `actlab-sweep --reuse` (each"
     " run's done.json names its source) and counted once in the hours above. Retrained by"
     " the study itself in the same worker setting, such a run gives the same records"
     " (checked for relu at seed 0: metrics identical apart from timings)."
@@ -173,7 +173,7 @@ def convergence_sentence(overall: dict, epochs: int) -> str:
   return (
     f"Convergence check: {overall['at_last']} of {overall['runs']} runs selected their last"
     f" (epoch {epochs}) on validation; the median change of validation accuracy over the last"
-    f" epoch is {overall['median_gain']:+.2f} points. So {judged}."
+    f" epoch is {round(overall['median_gain'], 2) + 0.0:+.2f} points. So {judged}."
   )
 
 
@@ -257,6 +257,10 @@ def rank_agreement(a: stats.Sweep, b: stats.Sweep, label_a: str, label_b: str) -
     f" {len(conds)} activations: Kendall τ = {tau:+.2f}, 95% bootstrap interval [{lo:+.2f},"
     f" {hi:+.2f}].\n\n- {label_a}: {order(ma)}\n- {label_b}: {order(mb)}"
   )
+
+
+# The cells the learning-rate and factorial studies share with the proxy.
+REUSE_PROXY = " --reuse=/tmp/studies/proxy"
 
 
 def command(config: str, workdir: str, seeds: int | None = None, extra: str = "") -> str:
@@ -430,7 +434,7 @@ def learning_rates(runs: Path, pooled: list) -> str:
       pooled.append(("own learning rate", f"{c.condition} − {c.baseline}", c.t_p, c.t_p_holm))
   return f"""## 4. Each activation at its own learning rate (`learning_rates.py`)
 
-{command("learning_rates.py", "learning_rates", 5)}
+{command("learning_rates.py", "learning_rates", 5, REUSE_PROXY)}
 
 Section 2's proxy budget with Adam at 3e-4, 1e-3 and 3e-3 for each of eight
 activations. The rate is chosen per activation by mean validation accuracy
@@ -454,7 +458,7 @@ def factorial(runs: Path, pooled: list) -> str:
       pooled.append(("factorial", f"{g}: {name}", c.t_p, c.t_p_holm))
   return f"""## 5. Input scaling × initialiser, per activation (`factorial_confound.py`)
 
-{command("factorial_confound.py", "factorial", 5)}
+{command("factorial_confound.py", "factorial", 5, REUSE_PROXY)}
 
 The tutorial feeds raw 0–255 pixels to a Glorot-initialised network. Two
 changes are often proposed at once — standardised inputs and each
@@ -789,11 +793,11 @@ PENDING = {
   ),
   "LEARNING_RATES": (
     "4. Each activation at its own learning rate (`learning_rates.py`)",
-    command("learning_rates.py", "learning_rates", 5),
+    command("learning_rates.py", "learning_rates", 5, REUSE_PROXY),
   ),
   "FACTORIAL": (
     "5. Input scaling × initialiser, per activation (`factorial_confound.py`)",
-    command("factorial_confound.py", "factorial", 5),
+    command("factorial_confound.py", "factorial", 5, REUSE_PROXY),
   ),
 }
 

@@ -16,5 +16,8 @@ sweep --config=experiments/configs/vanishing_gradients.py:epochs=2 --seeds=5 \
   --only=sigmoid_d10,tanh_d10,relu_d10,relu_he_d10,sigmoid_d30,tanh_d30,relu_d30,relu_he_d30
 sweep --config=experiments/configs/proxy_comparison.py --workdir="$runs/proxy"
 sweep --config=experiments/configs/activation_comparison.py --seeds=5 --workdir="$runs/budget10"
-sweep --config=experiments/configs/learning_rates.py --seeds=5 --workdir="$runs/learning_rates"
-sweep --config=experiments/configs/factorial_confound.py --seeds=5 --workdir="$runs/factorial"
+# Their 1e-3 and raw-Glorot cells are the proxy's runs: copied, not retrained.
+sweep --config=experiments/configs/learning_rates.py --seeds=5 --workdir="$runs/learning_rates" \
+  --reuse="$runs/proxy"
+sweep --config=experiments/configs/factorial_confound.py --seeds=5 --workdir="$runs/factorial" \
+  --reuse="$runs/proxy"

@@ -11,6 +11,10 @@ finished runs and resumes interrupted ones; more seeds can be added later.
 `--workers=auto` runs one worker process per core, each pinned to its core.
 `--launcher=slurm` writes WORKDIR/slurm/sweep.sbatch, a job array with one
 task per run (exit 75 requeues), and `--submit` submits it.
+`--reuse=OTHER_SWEEP` (repeatable) first copies the finished runs of another
+sweep that trained the same config with the same code, instead of training
+them again (`actlab.sweep.reuse_finished`): studies that share cells train
+them once.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ def main(argv=None) -> int:
   parser.add_argument(
     "--workers", default="1", help="parallel worker processes, or 'auto' (one per core)"
   )
+  parser.add_argument(
+    "--reuse",
+    action="append",
+    default=[],
+    type=Path,
+    help="a sweep whose finished runs with the same config and code are copied, not retrained",
+  )
   parser.add_argument("--launcher", choices=("local", "slurm"), default="local")
   parser.add_argument("--submit", action="store_true", help="with --launcher=slurm: run sbatch")
   parser.add_argument(
@@ -62,13 +73,20 @@ def main(argv=None) -> int:
     for run in p.runs()[:1]:
       sweep.run_config(p, run)  # a bad override fails here, before any run starts
     p.save(args.workdir)
+    workers = sweep.resolve_workers(args.workers)
+    if args.reuse:
+      single_threaded = sweep.pins(workers) if args.launcher == "local" else None
+      reused = sweep.reuse_finished(args.workdir, args.reuse, single_threaded)
+      for line in reused["other code"]:
+        print(f"  not reused: {line}")
+      print(f"reused {len(reused['reused'])} finished runs of {', '.join(map(str, args.reuse))}")
     if args.launcher == "slurm":
       script = sweep.write_slurm(args.workdir, args.sbatch, args.max_parallel)
       print(f"wrote {script} ({len(p.tasks())} array tasks)")
       if args.submit:
         print(sweep.submit_slurm(script))
       return 0
-    outcome = sweep.run_local(args.workdir, sweep.resolve_workers(args.workers))
+    outcome = sweep.run_local(args.workdir, workers)
   except (sweep.SweepError, ValueError, TypeError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

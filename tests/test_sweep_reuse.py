@@ -1,7 +1,6 @@
-"""scripts/reuse_runs.py: a sweep's cell that another sweep already trained is copied, and
-the copy is the run the sweep would have trained."""
+"""`actlab-sweep --reuse`: a sweep's cell that another sweep already trained is copied,
+and the copy is the run the sweep would have trained."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -10,16 +9,10 @@ from conftest import ROOT
 from test_sweep import small_overrides
 
 from actlab import sweep, workdir
+from actlab.cli import sweep as sweep_cli
 
 COMPARISON = str(ROOT / "experiments/configs/proxy_comparison.py")
 LEARNING_RATES = str(ROOT / "experiments/configs/learning_rates.py")
-
-
-def _script():
-  spec = importlib.util.spec_from_file_location("reuse_runs", ROOT / "scripts" / "reuse_runs.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _trained(sweep_dir, condition, seed=0):
@@ -55,9 +48,7 @@ def test_the_shared_cell_is_copied_and_equals_training_it(source_sweep, tmp_path
   source, overrides, code = source_sweep
   target = tmp_path / "learning_rates"
   sweep.plan(LEARNING_RATES + ":acts=relu", overrides, [0]).save(target)
-  reuse = _script()
-
-  outcome = reuse.reuse(target, [source])
+  outcome = sweep.reuse_finished(target, [source], single_threaded=False)
   assert [x.split(" <- ")[0] for x in outcome["reused"]] == ["relu_lr0.001/seed_0"]
   assert outcome["no match"] == ["relu_lr0.0003/seed_0", "relu_lr0.003/seed_0"]
   copied = target / "relu_lr0.001" / "seed_0"
@@ -79,29 +70,51 @@ def test_the_shared_cell_is_copied_and_equals_training_it(source_sweep, tmp_path
   np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
 
   # Run twice: nothing more to copy, nothing overwritten.
-  again = reuse.reuse(target, [source])
+  again = sweep.reuse_finished(target, [source])
   assert again["reused"] == [] and "relu_lr0.001/seed_0" in again["kept"]
 
 
-def test_runs_of_other_code_or_an_unclean_checkout_are_not_copied(
+def test_runs_of_other_code_or_threading_are_not_copied(source_sweep, tmp_path, monkeypatch):
+  source, overrides, code = source_sweep
+  target = tmp_path / "learning_rates"
+  sweep.plan(LEARNING_RATES + ":acts=relu", overrides, [0]).save(target)
+
+  monkeypatch.setattr(workdir, "code_version", lambda: {**code, "git_commit": "b" * 40})
+  outcome = sweep.reuse_finished(target, [source])
+  assert outcome["reused"] == []
+  assert len(outcome["other code"]) == 1 and "git_commit='aaaa" in outcome["other code"][0]
+
+  # The source ran in this process, XLA multi-threaded: pinned workers would sum differently.
+  monkeypatch.setattr(workdir, "code_version", lambda: code)
+  outcome = sweep.reuse_finished(target, [source], single_threaded=True)
+  assert (
+    outcome["reused"] == [] and "this sweep runs XLA single-threaded" in outcome["other code"][0]
+  )
+  assert not (target / "relu_lr0.001").exists()
+
+
+def test_the_sweep_command_reuses_and_says_why_it_cannot(
   source_sweep, tmp_path, monkeypatch, capsys
 ):
   source, overrides, code = source_sweep
   target = tmp_path / "learning_rates"
-  sweep.plan(LEARNING_RATES + ":acts=relu", overrides, [0]).save(target)
-  reuse = _script()
-
-  monkeypatch.setattr(workdir, "code_version", lambda: {**code, "git_commit": "b" * 40})
-  outcome = reuse.reuse(target, [source])
-  assert outcome["reused"] == []
-  assert len(outcome["other code"]) == 1 and "git_commit='aaaa" in outcome["other code"][0]
-  assert not (target / "relu_lr0.001").exists()
-
+  command = [
+    f"--config={LEARNING_RATES}:acts=relu",
+    "--seeds=0,",
+    f"--workdir={target}",
+    "--launcher=slurm",  # writes the array script, trains nothing
+    *(f"--config.{k}={v}" for k, v in overrides.items()),
+  ]
   monkeypatch.setattr(workdir, "code_version", lambda: {**code, "git_dirty": True})
-  assert reuse.main([f"--target={target}", f"--source={source}"]) == 1
+  assert sweep_cli.main([*command, f"--reuse={source}"]) == 1
   err = capsys.readouterr().err
-  assert err.startswith("error: ") and "clean git checkout" in err and err.count("\n") == 1
+  assert err.startswith("error: --reuse needs") and "clean git checkout" in err
+  assert err.count("\n") == 1
 
   monkeypatch.setattr(workdir, "code_version", lambda: code)
-  assert reuse.main([f"--target={target}", f"--source={tmp_path}"]) == 1
-  assert "holds no sweep.json" in capsys.readouterr().err
+  assert sweep_cli.main([*command, f"--reuse={tmp_path}"]) == 1
+  assert f"--reuse={tmp_path}: no sweep.json there" in capsys.readouterr().err
+
+  assert sweep_cli.main([*command, f"--reuse={source}"]) == 0
+  assert f"reused 1 finished runs of {source}" in capsys.readouterr().out
+  assert (target / "relu_lr0.001" / "seed_0" / sweep.DONE_FILE).exists()
