@@ -408,10 +408,10 @@ _CODE_FIELDS = ("git_commit", "git_dirty", "jax", "jaxlib", "flax", "optax", "nu
 _SINGLE_THREADED = "--xla_cpu_multi_thread_eigen=false"
 
 
-def _trained_fields(config: dict[str, Any]) -> dict[str, Any]:
-  if set(config) == {"digest", "config"}:  # config.json with its digest
-    config = config["config"]
-  return {k: v for k, v in config.items() if k not in _NOT_TRAINED}
+def _cell(config: dict[str, Any]) -> tuple[int, str]:
+  """What decides a run's training, from its config.json: (seed, the other fields)."""
+  trained = {k: v for k, v in config.items() if k not in _NOT_TRAINED}
+  return trained["seed"], json.dumps(trained, sort_keys=True)
 
 
 def _why_not_same(
@@ -435,7 +435,6 @@ def reuse_finished(
   sweep_dir: Path,
   sources: Sequence[Path],
   single_threaded: bool | None = None,
-  dry_run: bool = False,
 ) -> dict[str, list[str]]:
   """Copies into a planned sweep the finished runs other sweeps trained with
   the same config, so studies that share cells train them once.
@@ -472,8 +471,8 @@ def reuse_finished(
     if not (source / PLAN_FILE).exists():
       raise SweepError(f"--reuse={source}: no {PLAN_FILE} there; give a sweep's folder.")
     for done in sorted(source.glob(f"*/seed_*/{DONE_FILE}")):
-      config = _trained_fields(json.loads((done.parent / "config.json").read_text()))
-      available.setdefault((config["seed"], json.dumps(config, sort_keys=True)), done.parent)
+      cell = _cell(json.loads((done.parent / "config.json").read_text()))
+      available.setdefault(cell, done.parent)
   outcome: dict[str, list[str]] = {k: [] for k in ("reused", "kept", "no match", "other code")}
   for run in plan.runs():
     dest = run_dir(sweep_dir, run)
@@ -481,8 +480,8 @@ def reuse_finished(
       outcome["kept"].append(run.name)
       continue
     config = run_config(plan, run)
-    trained = _trained_fields(json.loads(json.dumps(workdir.resolved_config(config))))
-    source_dir = available.get((run.seed, json.dumps(trained, sort_keys=True)))
+    # Through JSON, as config.json holds it (tuples become lists).
+    source_dir = available.get(_cell(json.loads(json.dumps(workdir.resolved_config(config)))))
     if source_dir is None:
       outcome["no match"].append(run.name)
       continue
@@ -491,8 +490,7 @@ def reuse_finished(
       outcome["other code"].append(f"{run.name} ({source_dir}: {why})")
       continue
     outcome["reused"].append(f"{run.name} <- {source_dir}")
-    if not dry_run:
-      _copy_finished_run(source_dir, dest, run, config)
+    _copy_finished_run(source_dir, dest, run, config)
   return outcome
 
 

@@ -51,9 +51,10 @@ def reused(sweep: stats.Sweep) -> dict[str, str]:
   return out
 
 
-def seconds(sweep: stats.Sweep) -> float:
-  """Training time of the study's own runs (a copied run counts in its source study)."""
-  copied = reused(sweep)
+def seconds(sweep: stats.Sweep, copied: dict[str, str] | None = None) -> float:
+  """Training time of the study's own runs (a copied run counts in its source
+  study); `copied` is `reused(sweep)` where the caller has it already."""
+  copied = reused(sweep) if copied is None else copied
   total = 0.0
   for c in sweep.conditions:
     for seed, r in sweep.ok_runs(c).items():
@@ -62,9 +63,8 @@ def seconds(sweep: stats.Sweep) -> float:
   return total
 
 
-def reuse_sentence(sweep: stats.Sweep) -> str:
-  """Which runs are another study's, and on what grounds; empty when none are."""
-  copied = reused(sweep)
+def reuse_sentence(copied: dict[str, str]) -> str:
+  """Which runs (`reused`) are another study's, and on what grounds; empty when none are."""
   if not copied:
     return ""
   cells = sorted({name.split("/")[0] for name in copied})
@@ -425,10 +425,10 @@ def waiting(sweep: stats.Sweep) -> str:
 
 def learning_rates(runs: Path, pooled: list) -> str:
   sweep = stats.read_sweep(runs / "learning_rates")
-  seeds = seeds_of(sweep)
-  sections = report.design_sections(sweep) if design_ready(sweep) else [waiting(sweep)]
+  seeds, ready, copied = seeds_of(sweep), design_ready(sweep), reused(sweep)
+  sections = report.design_sections(sweep) if ready else [waiting(sweep)]
   spec = sweep.design.get("select") if sweep.design else None
-  if spec and design_ready(sweep):
+  if spec and ready:
     sel = designs.select(sweep, spec)
     for c in sel.at_chosen.values():
       pooled.append(("own learning rate", f"{c.condition} − {c.baseline}", c.t_p, c.t_p_holm))
@@ -440,8 +440,8 @@ Section 2's proxy budget with Adam at 3e-4, 1e-3 and 3e-3 for each of eight
 activations. The rate is chosen per activation by mean validation accuracy
 (never the test split); the test accuracies at the chosen rates are then
 compared with relu at its own chosen rate — the declared family — next to
-the same comparison at the shared 1e-3. Seeds {seeds}, {seconds(sweep) / 3600:.1f}
-CPU-worker hours.{reuse_sentence(sweep)} {_status(sweep)}
+the same comparison at the shared 1e-3. Seeds {seeds}, {seconds(sweep, copied) / 3600:.1f}
+CPU-worker hours.{reuse_sentence(copied)} {_status(sweep)}
 
 {_one_level_down(sections)}
 """
@@ -449,10 +449,10 @@ CPU-worker hours.{reuse_sentence(sweep)} {_status(sweep)}
 
 def factorial(runs: Path, pooled: list) -> str:
   sweep = stats.read_sweep(runs / "factorial")
-  seeds = seeds_of(sweep)
-  sections = report.design_sections(sweep) if design_ready(sweep) else [waiting(sweep)]
+  seeds, ready, copied = seeds_of(sweep), design_ready(sweep), reused(sweep)
+  sections = report.design_sections(sweep) if ready else [waiting(sweep)]
   spec = sweep.design.get("factorial") if sweep.design else None
-  if spec and design_ready(sweep):
+  if spec and ready:
     fac = designs.factorial(sweep, spec)
     for (g, name), c in fac.contrasts.items():
       pooled.append(("factorial", f"{g}: {name}", c.t_p, c.t_p_holm))
@@ -467,7 +467,7 @@ for selu) — and a comparison that makes both at once cannot say which one
 helped. Here each is a factor of a 2×2, on the proxy budget of section 2,
 for six activations including silu and mish; each factor's effect and the
 interaction are estimated separately, paired by seed. Seeds {seeds},
-{seconds(sweep) / 3600:.1f} CPU-worker hours.{reuse_sentence(sweep)} {_status(sweep)}
+{seconds(sweep, copied) / 3600:.1f} CPU-worker hours.{reuse_sentence(copied)} {_status(sweep)}
 
 {_one_level_down(sections)}
 """
