@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from actlab import stats
@@ -115,3 +116,34 @@ def test_provenance_table_flags_a_study_trained_by_two_commits(findings, tmp_pat
   table = findings.provenance(tmp_path)
   assert "| mixed | 2 | 2 | aaaaaaa, bbbbbbb | not recorded |" in table
   assert "**Mixed code versions** in mixed." in table
+
+
+def test_published_claims_are_read_from_the_verdicts(findings):
+  row = {"diff_mean": 0.004, "diff_ci_low": -0.002, "diff_ci_high": 0.01}
+  assert findings.against_claim({**row, "verdict": "higher"}) == "agrees"
+  assert findings.against_claim({**row, "verdict": "lower"}).startswith("contradicts")
+  assert "equivalent" in findings.against_claim({**row, "verdict": "equivalent within ±1 point"})
+  assert "same side" in findings.against_claim({**row, "verdict": "inconclusive"})
+  row["diff_mean"] = -0.004
+  assert "opposite side" in findings.against_claim({**row, "verdict": "inconclusive"})
+
+
+def test_published_gaps_are_checked_against_the_paired_intervals(findings):
+  """The 'inside our CI' column, recomputed from the proxy's runs with scipy."""
+  from scipy import stats as sps
+
+  sweep = stats.read_sweep(RUNS / "proxy")
+  rows = [r for r in findings.report.condition_rows(sweep) if r["n_pairs"]]
+  text = findings.published({"proxy": {"sweep": sweep, "rows": rows}})
+  table = [x for x in text.splitlines() if x.startswith("| ") and "|---" not in x][1:10]
+  assert len(table) == len(findings.MISH_README) - 1
+  relu = sweep.ok_runs("relu")
+  for line in table:
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    cond, gap = cells[0], float(cells[1])
+    runs = sweep.ok_runs(cond)
+    d = [100 * (runs[s].accuracy - relu[s].accuracy) for s in sorted(set(runs) & set(relu))]
+    lo, hi = sps.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=sps.sem(d))
+    assert cells[4] == ("yes" if lo <= gap <= hi else "no"), cond
+  inside = sum(line.rstrip().endswith("| yes |") for line in table)
+  assert f"inside our 95% interval for {inside} of 9 on the proxy" in text
