@@ -28,7 +28,7 @@ import numpy as np
 from actlab import stats
 
 
-def _field(sweep: stats.Sweep, condition: str, field: str) -> Any:
+def field_value(sweep: stats.Sweep, condition: str, field: str) -> Any:
   """A condition's value of a dotted config field: sweep.json's fields,
   else the field of its first finished run."""
   fields = sweep.fields.get(condition, {})
@@ -43,7 +43,7 @@ def groups(sweep: stats.Sweep, field: str) -> dict[Any, list[str]]:
   """Conditions by their value of `field`, in the sweep's order."""
   out: dict[Any, list[str]] = {}
   for c in sweep.conditions:
-    out.setdefault(_field(sweep, c, field), []).append(c)
+    out.setdefault(field_value(sweep, c, field), []).append(c)
   return out
 
 
@@ -60,6 +60,9 @@ class Selection:
   at_shared: dict[str, stats.Comparison]  # the same at the shared value
   baseline: Any
   shared: Any
+  # group -> the values of `choose` the sweep declares but no run has finished:
+  # while any are listed, each choice is among the finished values only.
+  not_run: dict[Any, list[Any]] = dataclasses.field(default_factory=dict)
 
 
 def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
@@ -67,8 +70,11 @@ def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
   group_field, choose_field = spec["group"], spec["choose"]
   baseline, shared = spec["baseline"], spec.get("shared")
   val_means: dict[Any, dict[Any, float]] = {}
-  chosen, chosen_value, shared_condition = {}, {}, {}
+  chosen, chosen_value, shared_condition, not_run = {}, {}, {}, {}
   for g, conds in groups(sweep, group_field).items():
+    missing = [field_value(sweep, c, choose_field) for c in conds if not sweep.ok_runs(c)]
+    if missing:
+      not_run[g] = missing
     means = {}
     for c in conds:
       vals = [r.val_accuracy for r in sweep.ok_runs(c).values()]
@@ -77,11 +83,11 @@ def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
         means[c] = float(np.mean(vals))
     if not means:
       continue
-    val_means[g] = {_field(sweep, c, choose_field): m for c, m in means.items()}
+    val_means[g] = {field_value(sweep, c, choose_field): m for c, m in means.items()}
     best = max(means, key=means.get)
-    chosen[g], chosen_value[g] = best, _field(sweep, best, choose_field)
+    chosen[g], chosen_value[g] = best, field_value(sweep, best, choose_field)
     for c in conds:
-      if _field(sweep, c, choose_field) == shared:
+      if field_value(sweep, c, choose_field) == shared:
         shared_condition[g] = c
   acc = {c: v for c, v in sweep.accuracies().items() if v}
 
@@ -101,6 +107,7 @@ def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
     family(shared_condition),
     baseline,
     shared,
+    not_run,
   )
 
 
@@ -115,7 +122,7 @@ class Factorial:
 
 
 def _levels(sweep: stats.Sweep, conds: list[str], field: str) -> list[Any]:
-  return list(dict.fromkeys(_field(sweep, c, field) for c in conds))
+  return list(dict.fromkeys(field_value(sweep, c, field) for c in conds))
 
 
 def _contrasts(y: Mapping[tuple[int, int], float]) -> tuple[float, float, float]:
@@ -145,7 +152,7 @@ def factorial(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Factorial:
       raise ValueError(
         f"{group_field}={g}: a 2x2 needs two levels of {f1} and of {f2}, got {l1} and {l2}"
       )
-    cell = {(_field(sweep, c, f1), _field(sweep, c, f2)): acc[c] for c in conds}
+    cell = {(field_value(sweep, c, f1), field_value(sweep, c, f2)): acc[c] for c in conds}
     cell_means[g] = {k: float(np.mean(list(v.values()))) for k, v in cell.items() if v}
     levels[g] = ((l1[0], l1[1]), (l2[0], l2[1]))
     y = {(i, j): cell[(l1[i], l2[j])] for i in (0, 1) for j in (0, 1)}

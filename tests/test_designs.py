@@ -9,6 +9,14 @@ from test_stats import write_run
 
 from actlab import designs, stats
 
+# Choose Adam's rate per activation on validation; relu is the baseline.
+SELECT_RATE = {
+  "group": "model.activation",
+  "choose": "optim.learning_rate",
+  "shared": 0.001,
+  "baseline": "relu",
+}
+
 
 def _set_test_accuracy(run: Path, value: float) -> None:
   lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -46,14 +54,7 @@ def test_select_chooses_on_validation_and_compares_at_the_chosen_rates(tmp_path)
       # The test split favours the rate validation does not choose: it must not decide.
       bonus = 0.05 if off == 0 else 0.0
       _set_test_accuracy(run, float(base[s] + bonus + 0.003 * (s % 3) * (act == "tanh")))
-  design = {
-    "select": {
-      "group": "model.activation",
-      "choose": "optim.learning_rate",
-      "shared": 0.001,
-      "baseline": "relu",
-    }
-  }
+  design = {"select": dict(SELECT_RATE)}
   _spec(tmp_path, conditions, design, "relu_lr0.001", seeds)
   sweep = stats.read_sweep(tmp_path)
   sel = designs.select(sweep, sweep.design["select"])
@@ -117,3 +118,37 @@ def _report():
   from actlab.cli import report  # pylint: disable=g-import-not-at-top
 
   return report
+
+
+def test_designs_say_which_cells_have_no_finished_run(tmp_path):
+  """A choice among the finished rates only, or a 2x2 with an empty cell, is
+  named as such instead of passing for the design's answer."""
+  conditions = {
+    f"{act}_lr{lr:g}": {"model.activation": act, "optim.learning_rate": lr}
+    for act in ("relu", "tanh")
+    for lr in (0.001, 0.003)
+  }
+  for name in ("relu_lr0.001", "relu_lr0.003", "tanh_lr0.001"):  # tanh_lr0.003 not run
+    for s in range(3):
+      write_run(tmp_path / name / f"seed_{s}", s, 0.5 + 0.01 * s)
+  design = {"select": dict(SELECT_RATE)}
+  _spec(tmp_path, conditions, design, "relu_lr0.001", 3)
+  sweep = stats.read_sweep(tmp_path)
+  sel = designs.select(sweep, sweep.design["select"])
+  assert sel.not_run == {"tanh": [0.003]}
+  text = "\n".join(_report().design_sections(sweep))
+  assert "**Incomplete**" in text and "No finished run yet: tanh at 0.003." in text
+  assert "| val acc @ 0.001 | val acc @ 0.003 |" in text and "| tanh | 0.5100 | - | 0.001 |" in text
+
+  conditions = {
+    f"relu_{a}_{b}": {"model.activation": "relu", "data.input_scaling": a, "model.kernel_init": b}
+    for a in ("raw", "standardize")
+    for b in ("glorot_uniform", "he_normal")
+  }
+  root = tmp_path / "factorial"
+  for name in list(conditions)[:3]:  # the fourth cell has no run
+    write_run(root / name / "seed_0", 0, 0.5)
+  factorial = {"group": "model.activation", "factors": ["data.input_scaling", "model.kernel_init"]}
+  _spec(root, conditions, {"factorial": factorial}, "relu_raw_glorot_uniform", 1)
+  text = "\n".join(_report().design_sections(stats.read_sweep(root)))
+  assert "Not in the table: relu — no seed has finished all four cells." in text

@@ -31,6 +31,7 @@ import math
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -301,24 +302,41 @@ def comparison_cells(c: stats.Comparison) -> str:
   )
 
 
+def _level(value: Any) -> str:
+  """A design level as a table shows it: numbers in %g, anything else as is."""
+  return (
+    f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+  )
+
+
 def design_sections(sweep: stats.Sweep) -> list[str]:
   """The declared family of a `select` or `factorial` design (actlab.designs)."""
   out = []
   if "select" in sweep.design:
     sel = designs.select(sweep, sweep.design["select"])
-    values = sorted({v for m in sel.val_means.values() for v in m}, key=lambda v: (str(type(v)), v))
+    declared = {designs.field_value(sweep, c, sel.choose_field) for c in sweep.conditions}
+    values = sorted(declared - {None}, key=lambda v: (str(type(v)), v))
+    out += [f"## {sel.choose_field} chosen per {sel.group_field} on validation", ""]
+    if sel.not_run:
+      waiting = "; ".join(f"{g} at {', '.join(map(_level, vs))}" for g, vs in sel.not_run.items())
+      out += [
+        f"**Incomplete**: every {sel.choose_field} of a {sel.group_field} should have runs before"
+        f" one is chosen; until then each choice is among the finished values only. No"
+        f" finished run yet: {waiting}.",
+        "",
+      ]
     out += [
-      f"## {sel.choose_field} chosen per {sel.group_field} on validation",
-      "",
-      f"| {sel.group_field} | " + " | ".join(f"val acc @ {v:g}" for v in values) + " | chosen |",
+      f"| {sel.group_field} | "
+      + " | ".join(f"val acc @ {_level(v)}" for v in values)
+      + " | chosen |",
       "|---|" + "---:|" * len(values) + "---:|",
     ]
     for g, means in sel.val_means.items():
       cells = [_f(means.get(v, math.nan)) for v in values]
-      out.append(f"| {g} | " + " | ".join(cells) + f" | {sel.chosen_value[g]:g} |")
+      out.append(f"| {g} | " + " | ".join(cells) + f" | {_level(sel.chosen_value[g])} |")
     for title, fam in (
       (f"at each {sel.group_field}'s chosen {sel.choose_field}", sel.at_chosen),
-      (f"at the shared {sel.choose_field} {sel.shared:g}", sel.at_shared),
+      (f"at the shared {sel.choose_field} {_level(sel.shared)}", sel.at_shared),
     ):
       if not fam:
         continue
@@ -351,6 +369,12 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
       (a0, a1), (b0, b1) = fac.levels[g]
       lv = {f1: f"{a0} → {a1}", f2: f"{b0} → {b1}"}.get(name, "")
       out.append(f"| {g} | {name} | {lv} | {c.n} " + comparison_cells(c))
+    left = [g for g in fac.levels if (g, "interaction") not in fac.contrasts]
+    if left:
+      out += [
+        "",
+        f"Not in the table: {', '.join(map(str, left))} — no seed has finished all four cells.",
+      ]
     out.append("")
   return out
 
