@@ -112,6 +112,8 @@ def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
   assert fac.levels["relu"] == (("raw", "standardize"), ("glorot_uniform", "he_normal"))
   text = "\n".join(_report().design_sections(sweep))
   assert "| relu | interaction |" in text and "Holm over all 6 contrasts" in text
+  y00 = np.mean(base + 0.02 * -0.5 + 0.01 * -0.5 + 0.004 * 0.25)  # relu, raw, glorot
+  assert f"| relu | raw | {y00:.4f} (5) |" in text
 
 
 def _report():
@@ -148,7 +150,9 @@ def test_designs_say_which_cells_have_no_finished_run(tmp_path):
   root = tmp_path / "factorial"
   for name in list(conditions)[:3]:  # the fourth cell has no run
     write_run(root / name / "seed_0", 0, 0.5)
+    _set_test_accuracy(root / name / "seed_0", 0.5)
   factorial = {"group": "model.activation", "factors": ["data.input_scaling", "model.kernel_init"]}
   _spec(root, conditions, {"factorial": factorial}, "relu_raw_glorot_uniform", 1)
   text = "\n".join(_report().design_sections(stats.read_sweep(root)))
-  assert "Not in the table: relu — no seed has finished all four cells." in text
+  assert "Not in the effects table: relu — no seed has finished all four cells." in text
+  assert "| relu | standardize | 0.5000 (1) | - (0) | glorot_uniform → he_normal |" in text

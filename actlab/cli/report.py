@@ -369,11 +369,27 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
       (a0, a1), (b0, b1) = fac.levels[g]
       lv = {f1: f"{a0} → {a1}", f2: f"{b0} → {b1}"}.get(name, "")
       out.append(f"| {g} | {name} | {lv} | {c.n} " + comparison_cells(c))
+    out += [
+      "",
+      "Cell means of test accuracy (seeds in brackets), the cells the contrasts combine:",
+      "",
+      f"| group | {f1} | {f2}: low | {f2}: high | {f2} levels |",
+      "|---|---|---:|---:|---|",
+    ]
+    for g, ((a0, a1), (b0, b1)) in fac.levels.items():
+      means, seeds = fac.cell_means[g], fac.cell_seeds[g]
+      for a in (a0, a1):
+        cells = [
+          f"{_f(means.get((a, b)))} ({seeds.get((a, b), 0)})" if (a, b) in means else "- (0)"
+          for b in (b0, b1)
+        ]
+        out.append(f"| {g} | {a} | {cells[0]} | {cells[1]} | {b0} → {b1} |")
     left = [g for g in fac.levels if (g, "interaction") not in fac.contrasts]
     if left:
       out += [
         "",
-        f"Not in the table: {', '.join(map(str, left))} — no seed has finished all four cells.",
+        f"Not in the effects table: {', '.join(map(str, left))} — no seed has finished all"
+        " four cells.",
       ]
     out.append("")
   return out
