@@ -423,13 +423,75 @@ def waiting(sweep: stats.Sweep) -> str:
   )
 
 
+def by_verdict(items: list[tuple[str, stats.Comparison]]) -> str:
+  """'higher for a (Δ ...), ...; equivalent ... for c; inconclusive for d', in points."""
+  order = {"higher": 0, "lower": 1}
+  groups: dict[str, list[str]] = {}
+  for label, c in items:
+    shown = label
+    if c.verdict in order:
+      shown += f" ({c.mean_diff * 100:+.2f} [{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}])"
+    groups.setdefault(c.verdict, []).append(shown)
+  keys = sorted(groups, key=lambda v: (order.get(v, 2 if v.startswith("equivalent") else 3), v))
+  return "; ".join(f"{v} for {', '.join(groups[v])}" for v in keys)
+
+
+def select_summary(sweep: stats.Sweep, sel: designs.Selection) -> str:
+  """Which rate each activation chose, and what the own-rate comparison says
+  next to the shared-rate one."""
+  group_of = {c: g for g, conds in designs.groups(sweep, sel.group_field).items() for c in conds}
+  level = report.format_level
+  chosen = ", ".join(f"{g} {level(v)}" for g, v in sel.chosen_value.items())
+  moved = [g for g, v in sel.chosen_value.items() if v != sel.shared]
+  own = {group_of[c.condition]: c for c in sel.at_chosen.values()}
+  shared = {group_of[c.condition]: c for c in sel.at_shared.values()}
+  changed = [
+    f"{g} ({shared[g].verdict} at {level(sel.shared)}, {own[g].verdict} at its own rate)"
+    for g in own
+    if g in shared and own[g].verdict != shared[g].verdict
+  ]
+  return (
+    f"Rates chosen on validation: {chosen} — {len(moved)} of {len(sel.chosen_value)}"
+    f" activations away from the shared {level(sel.shared)}. Against {sel.baseline} at"
+    f" its own rate (Δ in points, 95% t-interval; Holm over the {len(own)} comparisons):"
+    f" {by_verdict(list(own.items()))}. At the shared rate: {by_verdict(list(shared.items()))}."
+    + (
+      f" The verdict changes with the rate for {'; '.join(changed)}."
+      if changed
+      else " No verdict changes between the two."
+    )
+  )
+
+
+def factorial_summary(fac: designs.Factorial) -> str:
+  """Each factor's effect and the interaction, by verdict, over the groups."""
+  f1, f2 = fac.factors
+  lines = []
+  for name in (f1, f2, "interaction"):
+    items = [(str(g), c) for (g, n), c in fac.contrasts.items() if n == name]
+    if not items:
+      continue
+    if name == "interaction":
+      what = f"The interaction (the {f2} effect with {f1} high minus with it low)"
+    else:
+      i = 0 if name == f1 else 1
+      steps = sorted(
+        {f"{fac.levels[g][i][0]} → {fac.levels[g][i][1]}" for (g, n) in fac.contrasts if n == name}
+      )
+      what = f"{name} ({'; '.join(steps)})"
+    lines.append(f"- {what}: {by_verdict(items)}.")
+  return "\n".join(lines)
+
+
 def learning_rates(runs: Path, pooled: list) -> str:
   sweep = stats.read_sweep(runs / "learning_rates")
   seeds, ready, copied = seeds_of(sweep), design_ready(sweep), reused(sweep)
   sections = report.design_sections(sweep) if ready else [waiting(sweep)]
   spec = sweep.design.get("select") if sweep.design else None
+  summary = ""
   if spec and ready:
     sel = designs.select(sweep, spec)
+    summary = select_summary(sweep, sel) + "\n\n"
     for c in sel.at_chosen.values():
       pooled.append(("own learning rate", f"{c.condition} − {c.baseline}", c.t_p, c.t_p_holm))
   return f"""## 4. Each activation at its own learning rate (`learning_rates.py`)
@@ -443,7 +505,7 @@ compared with relu at its own chosen rate — the declared family — next to
 the same comparison at the shared 1e-3. Seeds {seeds}, {seconds(sweep, copied) / 3600:.1f}
 CPU-worker hours.{reuse_sentence(copied)} {_status(sweep)}
 
-{_one_level_down(sections)}
+{summary}{_one_level_down(sections)}
 """
 
 
@@ -452,8 +514,10 @@ def factorial(runs: Path, pooled: list) -> str:
   seeds, ready, copied = seeds_of(sweep), design_ready(sweep), reused(sweep)
   sections = report.design_sections(sweep) if ready else [waiting(sweep)]
   spec = sweep.design.get("factorial") if sweep.design else None
+  summary = ""
   if spec and ready:
     fac = designs.factorial(sweep, spec)
+    summary = factorial_summary(fac) + "\n\n"
     for (g, name), c in fac.contrasts.items():
       pooled.append(("factorial", f"{g}: {name}", c.t_p, c.t_p_holm))
   return f"""## 5. Input scaling × initialiser, per activation (`factorial_confound.py`)
@@ -469,7 +533,7 @@ for six activations including silu and mish; each factor's effect and the
 interaction are estimated separately, paired by seed. Seeds {seeds},
 {seconds(sweep, copied) / 3600:.1f} CPU-worker hours.{reuse_sentence(copied)} {_status(sweep)}
 
-{_one_level_down(sections)}
+{summary}{_one_level_down(sections)}
 """
 
 
@@ -569,10 +633,10 @@ def published(done: dict) -> str:
       hits[k] += inside
       line += f" {_points(r)} | {r['verdict']} | {'yes' if inside else 'no'} |"
     gaps.append(line)
+  total = {k: sum(c in rows[k] for c in MISH_README if c != "relu") for k in rows}
   inside_line = " and ".join(
-    f"{hits[k]} of {sum(c in rows[k] for c in MISH_README if c != 'relu')} activations at"
-    f" {lab}" if lab.endswith("epochs") else f"{hits[k]} of"
-    f" {sum(c in rows[k] for c in MISH_README if c != 'relu')} on the {lab}"
+    f"{hits[k]} of {total[k]} "
+    + (f"activations at {lab}" if lab.endswith("epochs") else f"on the {lab}")
     for k, lab in studies
   )
   ranks = [published_rank(done[k]["sweep"], lab) for k, lab in studies]

@@ -69,37 +69,49 @@ def test_select_chooses_on_validation_and_compares_at_the_chosen_rates(tmp_path)
   assert shared.mean_diff == pytest.approx(jitter - 0.05)
   text = "\n".join(_report().design_sections(sweep))
   assert "| tanh | 0.5" in text and "at each model.activation's chosen" in text
+  summary = _findings().select_summary(sweep, sel)
+  assert summary.startswith(
+    "Rates chosen on validation: relu 0.003, tanh 0.001 — 1 of 2 activations away from the"
+    " shared 0.001."
+  )
+  lower = f"lower for tanh ({shared.mean_diff * 100:+.2f} [{shared.ci_low * 100:+.2f},"
+  assert f"At the shared rate: {lower}" in summary
+  assert f"changes with the rate for tanh (lower at 0.001, {c.verdict} at its own rate)" in summary
 
 
-def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
-  seeds, rng = 5, np.random.default_rng(1)
-  base = 0.5 + rng.normal(0, 0.01, seeds)
-  planted = {"relu": (0.02, 0.01, 0.004), "elu": (0.0, -0.01, 0.0)}  # scaling, init, interaction
+FACTORIAL = {"group": "model.activation", "factors": ["data.input_scaling", "model.kernel_init"]}
+
+
+def _factorial_sweep(root: Path, planted: dict, base: np.ndarray, noise=None) -> stats.Sweep:
+  """A 2x2 per activation with planted (scaling, init, interaction) effects;
+  `noise`, if given, is added per cell and seed."""
   conditions = {}
-  for act, (a, b, ab) in planted.items():
-    own = "he_normal"
+  for k, (act, (a, b, ab)) in enumerate(planted.items()):
     for s_name, scaling, i in (("raw", "raw", 0), ("std", "standardize", 1)):
-      for init_name, init, j in (("glorot", "glorot_uniform", 0), ("own", own, 1)):
+      for init_name, init, j in (("glorot", "glorot_uniform", 0), ("own", "he_normal", 1)):
         # main effects a, b and interaction ab = y11 - y10 - y01 + y00
         y = base + a * (i - 0.5) + b * (j - 0.5) + ab * (i - 0.5) * (j - 0.5)
+        if noise is not None:
+          y = y + noise[k, i, j]
         name = f"{act}_{s_name}_{init_name}"
         conditions[name] = {
           "model.activation": act,
           "data.input_scaling": scaling,
           "model.kernel_init": init,
         }
-        for s in range(seeds):
-          run = tmp_path / name / f"seed_{s}"
+        for s in range(len(base)):
+          run = root / name / f"seed_{s}"
           write_run(run, s, float(y[s]))
           _set_test_accuracy(run, float(y[s]))
-  design = {
-    "factorial": {
-      "group": "model.activation",
-      "factors": ["data.input_scaling", "model.kernel_init"],
-    }
-  }
-  _spec(tmp_path, conditions, design, "relu_raw_glorot", seeds)
-  sweep = stats.read_sweep(tmp_path)
+  _spec(root, conditions, {"factorial": FACTORIAL}, "relu_raw_glorot", len(base))
+  return stats.read_sweep(root)
+
+
+def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
+  seeds, rng = 5, np.random.default_rng(1)
+  base = 0.5 + rng.normal(0, 0.01, seeds)
+  planted = {"relu": (0.02, 0.01, 0.004), "elu": (0.0, -0.01, 0.0)}  # scaling, init, interaction
+  sweep = _factorial_sweep(tmp_path, planted, base)
   fac = designs.factorial(sweep, sweep.design["factorial"])
   assert len(fac.contrasts) == 6
   for act, (a, b, ab) in planted.items():
@@ -114,6 +126,12 @@ def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
   assert "| relu | interaction |" in text and "Holm over all 6 contrasts" in text
   y00 = np.mean(base + 0.02 * -0.5 + 0.01 * -0.5 + 0.004 * 0.25)  # relu, raw, glorot
   assert f"| relu | raw | {y00:.4f} (5) |" in text
+
+
+def _findings():
+  from test_findings import _findings as load  # pylint: disable=g-import-not-at-top
+
+  return load()
 
 
 def _report():
@@ -151,8 +169,29 @@ def test_designs_say_which_cells_have_no_finished_run(tmp_path):
   for name in list(conditions)[:3]:  # the fourth cell has no run
     write_run(root / name / "seed_0", 0, 0.5)
     _set_test_accuracy(root / name / "seed_0", 0.5)
-  factorial = {"group": "model.activation", "factors": ["data.input_scaling", "model.kernel_init"]}
-  _spec(root, conditions, {"factorial": factorial}, "relu_raw_glorot_uniform", 1)
+  _spec(root, conditions, {"factorial": FACTORIAL}, "relu_raw_glorot_uniform", 1)
   text = "\n".join(_report().design_sections(stats.read_sweep(root)))
   assert "Not in the effects table: relu — no seed has finished all four cells." in text
   assert "| relu | standardize | 0.5000 (1) | - (0) | glorot_uniform → he_normal |" in text
+
+
+def test_factorial_summary_reads_each_effect_by_its_verdict(tmp_path):
+  seeds, rng = 8, np.random.default_rng(2)
+  base = 0.5 + rng.normal(0, 0.01, seeds)
+  planted = {"relu": (0.05, 0.0, 0.0), "elu": (0.0, -0.05, 0.0)}
+  noise = rng.normal(0, 0.002, (2, 2, 2, seeds))
+  sweep = _factorial_sweep(tmp_path, planted, base, noise)
+  fac = designs.factorial(sweep, sweep.design["factorial"])
+  text = _findings().factorial_summary(fac).splitlines()
+  scaling, init = (
+    fac.contrasts[("relu", "data.input_scaling")],
+    fac.contrasts[("elu", "model.kernel_init")],
+  )
+  assert text[0].startswith(
+    f"- data.input_scaling (raw → standardize): higher for relu ({scaling.mean_diff * 100:+.2f}"
+  )
+  assert text[0].endswith("equivalent within ±1 point for elu.")
+  assert text[1].startswith(
+    f"- model.kernel_init (glorot_uniform → he_normal): lower for elu ({init.mean_diff * 100:+.2f}"
+  )
+  assert text[2].endswith(": equivalent within ±1 point for relu, elu.")

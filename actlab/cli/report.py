@@ -302,7 +302,7 @@ def comparison_cells(c: stats.Comparison) -> str:
   )
 
 
-def _level(value: Any) -> str:
+def format_level(value: Any) -> str:
   """A design level as a table shows it: numbers in %g, anything else as is."""
   return (
     f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
@@ -318,7 +318,9 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
     values = sorted(declared - {None}, key=lambda v: (str(type(v)), v))
     out += [f"## {sel.choose_field} chosen per {sel.group_field} on validation", ""]
     if sel.not_run:
-      waiting = "; ".join(f"{g} at {', '.join(map(_level, vs))}" for g, vs in sel.not_run.items())
+      waiting = "; ".join(
+        f"{g} at {', '.join(map(format_level, vs))}" for g, vs in sel.not_run.items()
+      )
       out += [
         f"**Incomplete**: every {sel.choose_field} of a {sel.group_field} should have runs before"
         f" one is chosen; until then each choice is among the finished values only. No"
@@ -327,16 +329,16 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
       ]
     out += [
       f"| {sel.group_field} | "
-      + " | ".join(f"val acc @ {_level(v)}" for v in values)
+      + " | ".join(f"val acc @ {format_level(v)}" for v in values)
       + " | chosen |",
       "|---|" + "---:|" * len(values) + "---:|",
     ]
     for g, means in sel.val_means.items():
       cells = [_f(means.get(v, math.nan)) for v in values]
-      out.append(f"| {g} | " + " | ".join(cells) + f" | {_level(sel.chosen_value[g])} |")
+      out.append(f"| {g} | " + " | ".join(cells) + f" | {format_level(sel.chosen_value[g])} |")
     for title, fam in (
       (f"at each {sel.group_field}'s chosen {sel.choose_field}", sel.at_chosen),
-      (f"at the shared {sel.choose_field} {_level(sel.shared)}", sel.at_shared),
+      (f"at the shared {sel.choose_field} {format_level(sel.shared)}", sel.at_shared),
     ):
       if not fam:
         continue
