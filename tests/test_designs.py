@@ -69,6 +69,9 @@ def test_select_chooses_on_validation_and_compares_at_the_chosen_rates(tmp_path)
   assert shared.mean_diff == pytest.approx(jitter - 0.05)
   text = "\n".join(_report().design_sections(sweep))
   assert "| tanh | 0.5" in text and "at each model.activation's chosen" in text
+  md, files = _report().report(sweep, tmp_path / "report")
+  assert tmp_path / "report" / "design_selection.png" in files
+  assert "![design_selection](design_selection.png)" in md
   summary = _findings().select_summary(sweep, sel)
   assert summary.startswith(
     "Rates chosen on validation: relu 0.003, tanh 0.001 — 1 of 2 activations away from the"
@@ -124,6 +127,9 @@ def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
   assert fac.levels["relu"] == (("raw", "standardize"), ("glorot_uniform", "he_normal"))
   text = "\n".join(_report().design_sections(sweep))
   assert "| relu | interaction |" in text and "Holm over all 6 contrasts" in text
+  md, files = _report().report(sweep, tmp_path / "report")
+  assert tmp_path / "report" / "design_interaction.png" in files
+  assert "![design_interaction](design_interaction.png)" in md
   y00 = np.mean(base + 0.02 * -0.5 + 0.01 * -0.5 + 0.004 * 0.25)  # relu, raw, glorot
   assert f"| relu | raw | {y00:.4f} (5) |" in text
 

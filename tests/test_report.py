@@ -150,3 +150,18 @@ def test_a_sweep_json_that_is_not_a_plan_is_one_error_line_naming_it(tmp_path, r
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert str(plan) in err and says in err, err
+
+
+def test_bands_stay_inside_the_metric_range_and_bars_are_never_negative(report):
+  """Three seeds at chance and two that learned: the t-interval of the mean
+  reaches below 0, which no accuracy can; the drawn band stops at 0."""
+  values = np.array([[0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.9, 0.95], [0.9, 0.95]])
+  for limits, inside in (((None, None), False), ((0, 1), True)):
+    fig, ax = plt.subplots()
+    report.plot_band(ax, [1, 2], values, report.style(0), "sigmoid", limits=limits)
+    ys = np.concatenate([p.vertices[:, 1] for p in ax.collections[0].get_paths()])
+    assert (ys.min() >= 0 and ys.max() <= 1) == inside
+    plt.close(fig)
+  # An interval of identical values can round a hair off its mean.
+  assert report._yerr(0.5, 0.5 + 1e-17, 0.6) == [[0.0], [pytest.approx(0.1)]]
+  assert report._yerr(0.5, math.nan, math.nan) is None

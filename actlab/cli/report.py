@@ -613,12 +613,15 @@ def _step_matrix(runs: list[stats.Run], value) -> tuple[list[int], np.ndarray]:
   return steps, np.array([[d.get(s, np.nan) for s in steps] for d in by_run], dtype=float)
 
 
-def plot_band(ax, x, values_SxT: np.ndarray, sty: dict, label: str, log: bool = False) -> int:
+def plot_band(
+  ax, x, values_SxT: np.ndarray, sty: dict, label: str, log: bool = False, limits=(None, None)
+) -> int:
   """Mean ± 95% CI band over seeds; on a log axis, geometric mean, and zeros marked.
 
   A point where any seed is exactly 0 cannot be drawn on a log axis: it is
   marked by a downward triangle on the bottom edge instead. Returns how many
-  points were marked so.
+  points were marked so. `limits` clips the band to the metric's range (a
+  t-interval of a bimodal accuracy can reach below 0; no run can).
   """
   x = np.asarray(x, dtype=float)
   v = np.asarray(values_SxT, dtype=float)
@@ -633,6 +636,7 @@ def plot_band(ax, x, values_SxT: np.ndarray, sty: dict, label: str, log: bool = 
   ms = 3 if x.size <= 40 else 0
   ax.plot(x, mean_T, label=label, ms=ms, lw=1.4, **sty)
   if np.any(np.isfinite(lo_T)):
+    lo_T, hi_T = np.clip(lo_T, *limits), np.clip(hi_T, *limits)
     ax.fill_between(x, lo_T, hi_T, color=sty["color"], alpha=0.18, lw=0)
   if zero_T.any():
     bottom = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
@@ -698,7 +702,7 @@ def learning_curves(sweep: stats.Sweep, out: Path) -> Path:
     for ax, (split, key, _) in zip(axes, panels):
       epochs, m = _epoch_matrix(runs, split, key)
       if epochs:
-        plot_band(ax, epochs, m, style(i), c)
+        plot_band(ax, epochs, m, style(i), c, limits=(0, 1) if key == "accuracy" else (0, None))
   for ax, (_, _, title) in zip(axes, panels):
     ax.set(xlabel="epoch", ylabel=title.split()[-1], title=title)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -707,15 +711,25 @@ def learning_curves(sweep: stats.Sweep, out: Path) -> Path:
     axes[0].set_title(f"eval accuracy (split {eval_split})")
   several = any(len(sweep.ok_runs(c)) >= 2 for c in sweep.conditions)
   fig.suptitle(
-    "mean over seeds, band: 95% t-interval" if several else "one seed per condition (no bands)",
+    "mean over seeds, band: 95% t-interval (clipped to the metric's range)"
+    if several
+    else "one seed per condition (no bands)",
     fontsize=9,
   )
   _legend(fig, sweep)
   return _save(fig, out / "learning_curves.png")
 
 
+def _yerr(mean: float, lo: float, hi: float) -> list[list[float]] | None:
+  """Error-bar lengths of an interval; none for a NaN interval, and never
+  negative (an interval of identical values can land a rounding off its mean)."""
+  if not (math.isfinite(lo) and math.isfinite(hi)):
+    return None
+  return [[max(mean - lo, 0.0)], [max(hi - mean, 0.0)]]
+
+
 def _mean_ci_bar(ax, x: float, mean: float, lo: float, hi: float) -> None:
-  ax.errorbar(x, mean, yerr=[[mean - lo], [hi - mean]], fmt="_", color="k", ms=14, capsize=4)
+  ax.errorbar(x, mean, yerr=_yerr(mean, lo, hi), fmt="_", color="k", ms=14, capsize=4)
 
 
 def accuracy_by_condition(sweep: stats.Sweep, rows: list[dict], out: Path) -> Path:
@@ -808,10 +822,134 @@ def by_layer(sweep: stats.Sweep, out: Path, key: str, ylabel: str, log: bool) ->
   return _save(fig, out / f"{key}_by_layer.png")
 
 
+def _interval(values: list[float]) -> tuple[float, float, float]:
+  s = _summary(values)
+  return s["mean"], s["ci_low"], s["ci_high"]
+
+
+def _errorbar(ax, x, values: list[float], sty: dict, **kw) -> None:
+  """Mean with its 95% t-interval (no bar below two values)."""
+  mean, lo, hi = _interval(values)
+  if math.isfinite(mean):
+    err = _yerr(mean, lo, hi)
+    ax.errorbar(x, mean, yerr=err, color=sty["color"], marker=sty["marker"], capsize=3, **kw)
+
+
+def rate_response(sweep: stats.Sweep, out: Path) -> Path:
+  """A `select` design: validation accuracy against the chosen field per
+  group (the choice circled), and each group's paired difference to the
+  baseline at its own choice next to the shared value."""
+  sel = designs.select(sweep, sweep.design["select"])
+  fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
+  group_conds = designs.groups(sweep, sel.group_field)
+  numeric = all(
+    isinstance(designs.field_value(sweep, c, sel.choose_field), (int, float))
+    for conds in group_conds.values()
+    for c in conds
+  )
+  for i, (g, conds) in enumerate(group_conds.items()):
+    sty, xs, means = style(i), [], []
+    for c in conds:
+      vals = [r.val_accuracy for r in sweep.ok_runs(c).values() if r.val_accuracy is not None]
+      if not vals:
+        continue
+      x = designs.field_value(sweep, c, sel.choose_field)
+      x = x if numeric else str(x)
+      mean, lo, hi = _interval(vals)
+      xs.append(x)
+      means.append(mean)
+      if math.isfinite(lo):
+        ax.errorbar(x, mean, yerr=_yerr(mean, lo, hi), color=sty["color"], capsize=3)
+      if sel.chosen.get(g) == c:
+        ax.plot(x, mean, "o", ms=11, mfc="none", mec=sty["color"], mew=1.6)
+    if xs:
+      ax.plot(xs, means, label=str(g), ms=4, lw=1.3, **sty)
+  if numeric:
+    ax.set_xscale("log")
+    ticks = sorted({designs.field_value(sweep, c, sel.choose_field) for c in sweep.conditions})
+    ax.set_xticks(ticks, [format_level(t) for t in ticks])
+    ax.minorticks_off()
+  ax.set(
+    xlabel=sel.choose_field,
+    ylabel="validation accuracy",
+    title="validation accuracy, mean ± 95% CI (circled: chosen)",
+  )
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, frameon=False)
+  labels = []
+  for i, (fam, dx, name) in enumerate(
+    (
+      (sel.at_chosen, -0.15, f"each at its own {sel.choose_field}"),
+      (sel.at_shared, 0.15, f"both at the shared {format_level(sel.shared)}"),
+    )
+  ):
+    for j, c in enumerate(fam.values()):
+      g = next(g for g, conds in group_conds.items() if c.condition in conds)
+      if g not in labels:
+        labels.append(g)
+      k = labels.index(g)
+      ax_d.errorbar(
+        k + dx, c.mean_diff, yerr=_yerr(c.mean_diff, c.ci_low, c.ci_high),
+        fmt="o" if i == 0 else "s", color="k" if i == 0 else "0.55", capsize=3,
+        label=name if j == 0 else None,
+      )  # fmt: skip
+  ax_d.axhline(0, color="0.4", lw=0.8)
+  ax_d.set_xticks(range(len(labels)), [str(g) for g in labels], rotation=45, ha="right")
+  ax_d.set(
+    ylabel=f"Δ test accuracy vs {sel.baseline}",
+    title=f"paired difference to {sel.baseline}, mean ± 95% CI",
+    xlim=(-0.6, max(len(labels), 1) - 0.4),
+  )
+  ax_d.grid(alpha=0.3, axis="y")
+  if labels:
+    ax_d.legend(fontsize=8, frameon=False)
+  return _save(fig, out / "design_selection.png")
+
+
+def interaction_plot(sweep: stats.Sweep, out: Path) -> Path:
+  """A `factorial` design: per group, test accuracy over the first factor's
+  levels, one line per level of the second (mean ± 95% CI over seeds)."""
+  spec = sweep.design["factorial"]
+  f1, f2 = spec["factors"]
+  group_conds = designs.groups(sweep, spec["group"])
+  acc = sweep.accuracies()
+  fig, axes = plt.subplots(1, len(group_conds), figsize=(2.6 * len(group_conds) + 1.5, 3.6),
+                           sharey=True, squeeze=False, layout="constrained")  # fmt: skip
+  for ax, (g, conds) in zip(axes[0], group_conds.items()):
+    first = list(dict.fromkeys(designs.field_value(sweep, c, f1) for c in conds))
+    second = list(dict.fromkeys(designs.field_value(sweep, c, f2) for c in conds))
+    for j, b in enumerate(second):
+      sty = {**style(j), "color": ("k", "tab:orange")[j % 2]}
+      xs, means = [], []
+      for i, a in enumerate(first):
+        (c,) = [c for c in conds if designs.field_value(sweep, c, f1) == a
+                and designs.field_value(sweep, c, f2) == b] or [None]  # fmt: skip
+        values = list(acc.get(c, {}).values()) if c else []
+        if values:
+          _errorbar(ax, i + 0.04 * (j - 0.5), values, sty, ms=4)
+          xs.append(i)
+          means.append(float(np.mean(values)))
+      if xs:
+        ax.plot(xs, means, color=sty["color"], linestyle=sty["linestyle"], lw=1.2, label=str(b))
+    ax.set_xticks(range(len(first)), [str(a) for a in first])
+    ax.set(title=str(g), xlabel=f1)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(title=f2, fontsize=7, title_fontsize=7, frameon=False)
+  axes[0][0].set_ylabel("test accuracy (mean ± 95% CI)")
+  fig.suptitle(
+    f"{f1} × {f2}: parallel lines = no interaction; the slope is the {f1} effect", fontsize=9
+  )
+  return _save(fig, out / "design_interaction.png")
+
+
 def figures(sweep: stats.Sweep, rows: list[dict], out: Path) -> list[Path]:
   paths = [learning_curves(sweep, out)]
   if any(r["n"] >= 2 for r in rows):
     paths.append(accuracy_by_condition(sweep, rows, out))
+  if "select" in sweep.design:
+    paths.append(rate_response(sweep, out))
+  if "factorial" in sweep.design:
+    paths.append(interaction_plot(sweep, out))
   recs = [d for c in sweep.conditions for r in sweep.ok_runs(c).values() for d in diagnostics(r)]
   have = {k for d in recs for k in d}
   for key, label in (("grad_norm", "||dL/dW||"), ("backprop_norm", "||dL/dz|| (pre-activations)")):
