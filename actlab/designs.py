@@ -118,8 +118,9 @@ class Factorial:
   factors: tuple[str, str]
   levels: dict[Any, tuple[tuple[Any, Any], tuple[Any, Any]]]  # group -> (low, high) per factor
   contrasts: dict[tuple[Any, str], stats.Comparison]  # (group, contrast name) -> result
-  cell_means: dict[Any, dict[tuple[Any, Any], float]]  # group -> (level1, level2) -> mean
-  cell_seeds: dict[Any, dict[tuple[Any, Any], int]]  # group -> (level1, level2) -> seeds
+  # group -> (level1, level2) -> mean over the group's complete seeds (those the contrasts use)
+  cell_means: dict[Any, dict[tuple[Any, Any], float]]
+  seeds: dict[Any, list[int]]  # group -> the seeds that finished all four cells
 
 
 def _levels(sweep: stats.Sweep, conds: list[str], field: str) -> list[Any]:
@@ -146,7 +147,7 @@ def factorial(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Factorial:
   acc = sweep.accuracies()
   per_seed: dict[tuple[Any, str], dict[int, float]] = {}
   cell_means: dict[Any, dict[tuple[Any, Any], float]] = {}
-  cell_seeds: dict[Any, dict[tuple[Any, Any], int]] = {}
+  complete: dict[Any, list[int]] = {}
   levels = {}
   for g, conds in groups(sweep, group_field).items():
     l1, l2 = _levels(sweep, conds, f1), _levels(sweep, conds, f2)
@@ -155,11 +156,13 @@ def factorial(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Factorial:
         f"{group_field}={g}: a 2x2 needs two levels of {f1} and of {f2}, got {l1} and {l2}"
       )
     cell = {(field_value(sweep, c, f1), field_value(sweep, c, f2)): acc[c] for c in conds}
-    cell_means[g] = {k: float(np.mean(list(v.values()))) for k, v in cell.items() if v}
-    cell_seeds[g] = {k: len(v) for k, v in cell.items()}
     levels[g] = ((l1[0], l1[1]), (l2[0], l2[1]))
     y = {(i, j): cell[(l1[i], l2[j])] for i in (0, 1) for j in (0, 1)}
     seeds = set.intersection(*(set(v) for v in y.values()))
+    complete[g] = sorted(seeds)
+    cell_means[g] = {
+      k: float(np.mean([v[s] for s in complete[g]])) for k, v in cell.items() if complete[g]
+    }
     for s in sorted(seeds):
       for name, value in zip((f1, f2, "interaction"), _contrasts({k: v[s] for k, v in y.items()})):
         per_seed.setdefault((g, name), {})[s] = value
@@ -168,4 +171,4 @@ def factorial(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Factorial:
   values = {label: per_seed[k] for label, k in keys.items()} | {"0": zero}
   compared = stats.compare_pairs(values, [(label, "0") for label in keys])
   contrasts = {keys[label]: c for label, c in compared.items()}
-  return Factorial((f1, f2), levels, contrasts, cell_means, cell_seeds)
+  return Factorial((f1, f2), levels, contrasts, cell_means, complete)

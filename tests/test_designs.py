@@ -154,8 +154,9 @@ def test_designs_say_which_cells_have_no_finished_run(tmp_path):
     for act in ("relu", "tanh")
     for lr in (0.001, 0.003)
   }
-  for name in ("relu_lr0.001", "relu_lr0.003", "tanh_lr0.001"):  # tanh_lr0.003 not run
-    for s in range(3):
+  # tanh_lr0.003 not run; relu_lr0.003 has one seed less than relu_lr0.001
+  for name, seeds in (("relu_lr0.001", 3), ("relu_lr0.003", 2), ("tanh_lr0.001", 3)):
+    for s in range(seeds):
       write_run(tmp_path / name / f"seed_{s}", s, 0.5 + 0.01 * s)
   design = {"select": dict(SELECT_RATE)}
   _spec(tmp_path, conditions, design, "relu_lr0.001", 3)
@@ -165,6 +166,7 @@ def test_designs_say_which_cells_have_no_finished_run(tmp_path):
   text = "\n".join(_report().design_sections(sweep))
   assert "**Incomplete**" in text and "No finished run yet: tanh at 0.003." in text
   assert "| val acc @ 0.001 | val acc @ 0.003 |" in text and "| tanh | 0.5100 | - | 0.001 |" in text
+  assert "average different seeds: relu (3 at 0.001, 2 at 0.003)." in text
 
   conditions = {
     f"relu_{a}_{b}": {"model.activation": "relu", "data.input_scaling": a, "model.kernel_init": b}
@@ -172,13 +174,15 @@ def test_designs_say_which_cells_have_no_finished_run(tmp_path):
     for b in ("glorot_uniform", "he_normal")
   }
   root = tmp_path / "factorial"
-  for name in list(conditions)[:3]:  # the fourth cell has no run
-    write_run(root / name / "seed_0", 0, 0.5)
-    _set_test_accuracy(root / name / "seed_0", 0.5)
-  _spec(root, conditions, {"factorial": FACTORIAL}, "relu_raw_glorot_uniform", 1)
+  for k, name in enumerate(conditions):  # seed 0 in all four cells, seed 1 in three
+    for s in (0, 1) if k < 3 else (0,):
+      write_run(root / name / f"seed_{s}", s, 0.5)
+      _set_test_accuracy(root / name / f"seed_{s}", 0.5 + 0.1 * s)
+  _spec(root, conditions, {"factorial": FACTORIAL}, "relu_raw_glorot_uniform", 2)
   text = "\n".join(_report().design_sections(stats.read_sweep(root)))
-  assert "Not in the effects table: relu — no seed has finished all four cells." in text
-  assert "| relu | standardize | 0.5000 (1) | - (0) | glorot_uniform → he_normal |" in text
+  assert "(fewer than two seeds have finished all four cells): relu (1 so far)." in text
+  # The cell means average seed 0 only, the one seed the contrasts could use.
+  assert "| relu | raw | 0.5000 (1) | 0.5000 (1) | glorot_uniform → he_normal |" in text
 
 
 def test_factorial_summary_reads_each_effect_by_its_verdict(tmp_path):

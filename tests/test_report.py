@@ -163,5 +163,5 @@ def test_bands_stay_inside_the_metric_range_and_bars_are_never_negative(report):
     assert (ys.min() >= 0 and ys.max() <= 1) == inside
     plt.close(fig)
   # An interval of identical values can round a hair off its mean.
-  assert report._yerr(0.5, 0.5 + 1e-17, 0.6) == [[0.0], [pytest.approx(0.1)]]
+  assert 0.5 + 1e-12 > 0.5 and report._yerr(0.5, 0.5 + 1e-12, 0.6) == [[0.0], [pytest.approx(0.1)]]
   assert report._yerr(0.5, math.nan, math.nan) is None

@@ -317,6 +317,20 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
     declared = {designs.field_value(sweep, c, sel.choose_field) for c in sweep.conditions}
     values = sorted(declared - {None}, key=lambda v: (str(type(v)), v))
     out += [f"## {sel.choose_field} chosen per {sel.group_field} on validation", ""]
+    uneven = {
+      g: [(len(sweep.ok_runs(c)), designs.field_value(sweep, c, sel.choose_field)) for c in conds]
+      for g, conds in designs.groups(sweep, sel.group_field).items()
+      if g not in sel.not_run and len({len(sweep.ok_runs(c)) for c in conds}) > 1
+    }
+    if uneven:
+      listed = "; ".join(
+        f"{g} ({', '.join(f'{n} at {format_level(v)}' for n, v in counts)})"
+        for g, counts in uneven.items()
+      )
+      out += [
+        f"Unequal seeds: the validation means of these choices average different seeds: {listed}.",
+        "",
+      ]
     if sel.not_run:
       waiting = "; ".join(
         f"{g} at {', '.join(map(format_level, vs))}" for g, vs in sel.not_run.items()
@@ -373,25 +387,24 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
       out.append(f"| {g} | {name} | {lv} | {c.n} " + comparison_cells(c))
     out += [
       "",
-      "Cell means of test accuracy (seeds in brackets), the cells the contrasts combine:",
+      "Cell means of test accuracy over the seeds that finished all four cells of their"
+      " group (their number in brackets), the cells the contrasts combine:",
       "",
       f"| group | {f1} | {f2}: low | {f2}: high | {f2} levels |",
       "|---|---|---:|---:|---|",
     ]
     for g, ((a0, a1), (b0, b1)) in fac.levels.items():
-      means, seeds = fac.cell_means[g], fac.cell_seeds[g]
+      means, n = fac.cell_means[g], len(fac.seeds.get(g, ()))
       for a in (a0, a1):
-        cells = [
-          f"{_f(means.get((a, b)))} ({seeds.get((a, b), 0)})" if (a, b) in means else "- (0)"
-          for b in (b0, b1)
-        ]
+        cells = [f"{_f(means.get((a, b)))} ({n})" for b in (b0, b1)]
         out.append(f"| {g} | {a} | {cells[0]} | {cells[1]} | {b0} → {b1} |")
     left = [g for g in fac.levels if (g, "interaction") not in fac.contrasts]
     if left:
       out += [
         "",
-        f"Not in the effects table: {', '.join(map(str, left))} — no seed has finished all"
-        " four cells.",
+        "Not in the effects table (fewer than two seeds have finished all four cells): "
+        + ", ".join(f"{g} ({len(fac.seeds.get(g, ()))} so far)" for g in left)
+        + ".",
       ]
     out.append("")
   return out
@@ -636,7 +649,11 @@ def plot_band(
   ms = 3 if x.size <= 40 else 0
   ax.plot(x, mean_T, label=label, ms=ms, lw=1.4, **sty)
   if np.any(np.isfinite(lo_T)):
-    lo_T, hi_T = np.clip(lo_T, *limits), np.clip(hi_T, *limits)
+    low, high = (
+      (-np.inf if limits[0] is None else limits[0]),
+      (np.inf if limits[1] is None else limits[1]),
+    )
+    lo_T, hi_T = np.clip(lo_T, low, high), np.clip(hi_T, low, high)
     ax.fill_between(x, lo_T, hi_T, color=sty["color"], alpha=0.18, lw=0)
   if zero_T.any():
     bottom = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
@@ -855,11 +872,10 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
         continue
       x = designs.field_value(sweep, c, sel.choose_field)
       x = x if numeric else str(x)
-      mean, lo, hi = _interval(vals)
+      mean = _interval(vals)[0]
       xs.append(x)
       means.append(mean)
-      if math.isfinite(lo):
-        ax.errorbar(x, mean, yerr=_yerr(mean, lo, hi), color=sty["color"], capsize=3)
+      _errorbar(ax, x, vals, {**sty, "marker": None})
       if sel.chosen.get(g) == c:
         ax.plot(x, mean, "o", ms=11, mfc="none", mec=sty["color"], mew=1.6)
     if xs:
@@ -908,36 +924,36 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
 
 def interaction_plot(sweep: stats.Sweep, out: Path) -> Path:
   """A `factorial` design: per group, test accuracy over the first factor's
-  levels, one line per level of the second (mean ± 95% CI over seeds)."""
-  spec = sweep.design["factorial"]
-  f1, f2 = spec["factors"]
-  group_conds = designs.groups(sweep, spec["group"])
+  levels, one line per level of the second (mean ± 95% CI over the seeds that
+  finished all four cells, the seeds the contrasts use)."""
+  fac = designs.factorial(sweep, sweep.design["factorial"])
+  f1, f2 = fac.factors
+  cells = defaultdict(dict)  # group -> (level1, level2) -> condition
+  for g, conds in designs.groups(sweep, sweep.design["factorial"]["group"]).items():
+    for c in conds:
+      cells[g][designs.field_value(sweep, c, f1), designs.field_value(sweep, c, f2)] = c
   acc = sweep.accuracies()
-  fig, axes = plt.subplots(1, len(group_conds), figsize=(2.6 * len(group_conds) + 1.5, 3.6),
+  fig, axes = plt.subplots(1, len(fac.levels), figsize=(2.6 * len(fac.levels) + 1.5, 3.6),
                            sharey=True, squeeze=False, layout="constrained")  # fmt: skip
-  for ax, (g, conds) in zip(axes[0], group_conds.items()):
-    first = list(dict.fromkeys(designs.field_value(sweep, c, f1) for c in conds))
-    second = list(dict.fromkeys(designs.field_value(sweep, c, f2) for c in conds))
+  for ax, (g, (first, second)) in zip(axes[0], fac.levels.items()):
+    seeds = fac.seeds.get(g, [])
     for j, b in enumerate(second):
       sty = {**style(j), "color": ("k", "tab:orange")[j % 2]}
-      xs, means = [], []
-      for i, a in enumerate(first):
-        (c,) = [c for c in conds if designs.field_value(sweep, c, f1) == a
-                and designs.field_value(sweep, c, f2) == b] or [None]  # fmt: skip
-        values = list(acc.get(c, {}).values()) if c else []
-        if values:
-          _errorbar(ax, i + 0.04 * (j - 0.5), values, sty, ms=4)
-          xs.append(i)
-          means.append(float(np.mean(values)))
-      if xs:
-        ax.plot(xs, means, color=sty["color"], linestyle=sty["linestyle"], lw=1.2, label=str(b))
+      xs = [i + 0.04 * (j - 0.5) for i in range(len(first))]
+      values = [[acc[cells[g][a, b]][s] for s in seeds] for a in first]
+      for x, v in zip(xs, values):
+        _errorbar(ax, x, v, sty, ms=4)
+      means = [float(np.mean(v)) if v else math.nan for v in values]
+      ax.plot(xs, means, color=sty["color"], linestyle=sty["linestyle"], lw=1.2, label=str(b))
     ax.set_xticks(range(len(first)), [str(a) for a in first])
-    ax.set(title=str(g), xlabel=f1)
+    ax.set(title=f"{g} ({len(seeds)} seeds)", xlabel=f1)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(title=f2, fontsize=7, title_fontsize=7, frameon=False)
   axes[0][0].set_ylabel("test accuracy (mean ± 95% CI)")
   fig.suptitle(
-    f"{f1} × {f2}: parallel lines = no interaction; the slope is the {f1} effect", fontsize=9
+    f"{f1} × {f2}: each line's slope is the {f1} effect at one {f2}; the main effect is"
+    " their average, the interaction their difference (parallel lines: none)",
+    fontsize=9,
   )
   return _save(fig, out / "design_interaction.png")
 
