@@ -950,9 +950,10 @@ def interaction_plot(sweep: stats.Sweep, out: Path) -> Path:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(title=f2, fontsize=7, title_fontsize=7, frameon=False)
   axes[0][0].set_ylabel("test accuracy (mean ± 95% CI)")
+  a, b = f1.split(".")[-1], f2.split(".")[-1]
   fig.suptitle(
-    f"{f1} × {f2}: each line's slope is the {f1} effect at one {f2}; the main effect is"
-    " their average, the interaction their difference (parallel lines: none)",
+    f"{a} × {b}: a line's slope is the {a} effect at one {b}; the main effect is the mean\n"
+    "slope, the interaction the difference of the slopes (parallel lines: none)",
     fontsize=9,
   )
   return _save(fig, out / "design_interaction.png")
