@@ -5,10 +5,11 @@ A study config's `sweep()` may declare how its conditions combine
 
 - `select`: conditions grouped by one field (`group`, e.g. the activation)
   and varying in another (`choose`, e.g. the learning rate). Per group the
-  value with the highest mean *validation* accuracy over seeds is chosen (the
-  test split plays no part), and the declared family compares each group at
-  its chosen value with the `baseline` group at its own, next to the same
-  comparison at a `shared` value.
+  value with the highest mean *validation* accuracy is chosen, over the seeds
+  every value of the group has finished (the test split plays no part), and
+  the declared family compares each group at its chosen value with the
+  `baseline` group at its own, next to the same comparison at a `shared`
+  value.
 - `factorial`: per group, a 2x2 over two fields (`factors`). Each factor's
   effect (averaged over the other) and their interaction are paired
   differences per seed, tested against 0; the family is every contrast.
@@ -39,6 +40,10 @@ def field_value(sweep: stats.Sweep, condition: str, field: str) -> Any:
   return None
 
 
+def _finite(x: float | None) -> bool:
+  return x is not None and math.isfinite(x)
+
+
 def groups(sweep: stats.Sweep, field: str) -> dict[Any, list[str]]:
   """Conditions by their value of `field`, in the sweep's order."""
   out: dict[Any, list[str]] = {}
@@ -63,6 +68,9 @@ class Selection:
   # group -> the values of `choose` the sweep declares but no run has finished:
   # while any are listed, each choice is among the finished values only.
   not_run: dict[Any, list[Any]] = dataclasses.field(default_factory=dict)
+  # group -> the seeds every value of the group has finished, on which its
+  # validation means are taken (empty: none in common, each value's own seeds).
+  seeds: dict[Any, list[int]] = dataclasses.field(default_factory=dict)
 
 
 def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
@@ -70,17 +78,21 @@ def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
   group_field, choose_field = spec["group"], spec["choose"]
   baseline, shared = spec["baseline"], spec.get("shared")
   val_means: dict[Any, dict[Any, float]] = {}
-  chosen, chosen_value, shared_condition, not_run = {}, {}, {}, {}
+  chosen, chosen_value, shared_condition, not_run, seeds_used = {}, {}, {}, {}, {}
   for g, conds in groups(sweep, group_field).items():
     missing = [field_value(sweep, c, choose_field) for c in conds if not sweep.ok_runs(c)]
     if missing:
       not_run[g] = missing
-    means = {}
-    for c in conds:
-      vals = [r.val_accuracy for r in sweep.ok_runs(c).values()]
-      vals = [v for v in vals if v is not None and math.isfinite(v)]
-      if vals:
-        means[c] = float(np.mean(vals))
+    val = {
+      c: {s: r.val_accuracy for s, r in sweep.ok_runs(c).items() if _finite(r.val_accuracy)}
+      for c in conds
+    }
+    val = {c: v for c, v in val.items() if v}
+    # Rates are compared on the seeds they all have (a seed is one
+    # initialisation stream and data order); with none in common, on their own.
+    common = set.intersection(*(set(v) for v in val.values())) if val else set()
+    means = {c: float(np.mean([v[s] for s in (common or v)])) for c, v in val.items()}
+    seeds_used[g] = sorted(common)
     if not means:
       continue
     val_means[g] = {field_value(sweep, c, choose_field): m for c, m in means.items()}
@@ -108,6 +120,7 @@ def select(sweep: stats.Sweep, spec: Mapping[str, Any]) -> Selection:
     baseline,
     shared,
     not_run,
+    seeds_used,
   )
 
 

@@ -166,7 +166,16 @@ def test_designs_say_which_cells_have_no_finished_run(tmp_path):
   text = "\n".join(_report().design_sections(sweep))
   assert "**Incomplete**" in text and "No finished run yet: tanh at 0.003." in text
   assert "| val acc @ 0.001 | val acc @ 0.003 |" in text and "| tanh | 0.5100 | - | 0.001 |" in text
-  assert "average different seeds: relu (3 at 0.001, 2 at 0.003)." in text
+  assert "fewer seeds than some values have: relu on 2 (3 at 0.001, 2 at 0.003)." in text
+  # relu's rates are compared on the seeds both have (0 and 1), not on 3 against 2.
+  runs = sweep.ok_runs("relu_lr0.001")
+  assert sel.seeds["relu"] == [0, 1]
+  assert sel.val_means["relu"][0.001] == pytest.approx(
+    np.mean([runs[s].val_accuracy for s in (0, 1)])
+  )
+  assert sel.val_means["relu"][0.001] != pytest.approx(
+    np.mean([r.val_accuracy for r in runs.values()])
+  )
 
   conditions = {
     f"relu_{a}_{b}": {"model.activation": "relu", "data.input_scaling": a, "model.kernel_init": b}

@@ -324,11 +324,13 @@ def design_sections(sweep: stats.Sweep) -> list[str]:
     }
     if uneven:
       listed = "; ".join(
-        f"{g} ({', '.join(f'{n} at {format_level(v)}' for n, v in counts)})"
+        f"{g} on {len(sel.seeds.get(g, []))}"
+        f" ({', '.join(f'{n} at {format_level(v)}' for n, v in counts)})"
         for g, counts in uneven.items()
       )
       out += [
-        f"Unequal seeds: the validation means of these choices average different seeds: {listed}.",
+        "Unequal seeds: each choice compares its values on the seeds they all have finished,"
+        f" so the validation means below use fewer seeds than some values have: {listed}.",
         "",
       ]
     if sel.not_run:
