@@ -869,7 +869,8 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
   for i, (g, conds) in enumerate(group_conds.items()):
     sty, xs, means = style(i), [], []
     for c in conds:
-      vals = [r.val_accuracy for r in sweep.ok_runs(c).values() if r.val_accuracy is not None]
+      runs, common = sweep.ok_runs(c), sel.seeds.get(g)  # the seeds the choice compares
+      vals = [runs[s].val_accuracy for s in (common or runs) if runs[s].val_accuracy is not None]
       if not vals:
         continue
       x = designs.field_value(sweep, c, sel.choose_field)
@@ -890,7 +891,7 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
   ax.set(
     xlabel=sel.choose_field,
     ylabel="validation accuracy",
-    title="validation accuracy, mean ± 95% CI (circled: chosen)",
+    title="validation accuracy on shared seeds, mean ± 95% CI (circled: chosen)",
   )
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, frameon=False)
