@@ -52,6 +52,11 @@ def groups(sweep: stats.Sweep, field: str) -> dict[Any, list[str]]:
   return out
 
 
+def group_of(sweep: stats.Sweep, field: str) -> dict[str, Any]:
+  """Each condition's group: its value of `field` (the inverse of `groups`)."""
+  return {c: field_value(sweep, c, field) for c in sweep.conditions}
+
+
 @dataclasses.dataclass(frozen=True)
 class Selection:
   """Per group: the validation mean of every value, and the value chosen."""

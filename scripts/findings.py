@@ -457,7 +457,7 @@ def by_verdict(items: list[tuple[str, stats.Comparison]]) -> str:
 def select_summary(sweep: stats.Sweep, sel: designs.Selection) -> str:
   """Which rate each activation chose, and what the own-rate comparison says
   next to the shared-rate one."""
-  group_of = {c: g for g, conds in designs.groups(sweep, sel.group_field).items() for c in conds}
+  group_of = designs.group_of(sweep, sel.group_field)
   level = report.format_level
   chosen = ", ".join(f"{g} {level(v)}" for g, v in sel.chosen_value.items())
   moved = [g for g, v in sel.chosen_value.items() if v != sel.shared]
@@ -490,16 +490,14 @@ def factorial_summary(fac: designs.Factorial) -> str:
   f1, f2 = fac.factors
   lines = []
   for name in (f1, f2, "interaction"):
-    items = [(str(g), c) for (g, n), c in fac.contrasts.items() if n == name]
+    items = [(g, c) for (g, n), c in fac.contrasts.items() if n == name]
     if not items:
       continue
     if name == "interaction":
       what = f"The interaction (the {f2} effect with {f1} high minus with it low)"
     else:
       i = 0 if name == f1 else 1
-      steps = sorted(
-        {f"{fac.levels[g][i][0]} → {fac.levels[g][i][1]}" for (g, n) in fac.contrasts if n == name}
-      )
+      steps = sorted({" → ".join(map(str, fac.levels[g][i])) for g, _ in items})
       what = f"{name} ({'; '.join(steps)})"
     lines.append(f"- {what}: {by_verdict(items)}.")
   return "\n".join(lines)

@@ -629,7 +629,7 @@ def _step_matrix(runs: list[stats.Run], value) -> tuple[list[int], np.ndarray]:
 
 
 def plot_band(
-  ax, x, values_SxT: np.ndarray, sty: dict, label: str, log: bool = False, limits=(None, None)
+  ax, x, values_SxT: np.ndarray, sty: dict, label: str, log: bool = False, limits=(-np.inf, np.inf)
 ) -> int:
   """Mean ± 95% CI band over seeds; on a log axis, geometric mean, and zeros marked.
 
@@ -651,11 +651,7 @@ def plot_band(
   ms = 3 if x.size <= 40 else 0
   ax.plot(x, mean_T, label=label, ms=ms, lw=1.4, **sty)
   if np.any(np.isfinite(lo_T)):
-    low, high = (
-      (-np.inf if limits[0] is None else limits[0]),
-      (np.inf if limits[1] is None else limits[1]),
-    )
-    lo_T, hi_T = np.clip(lo_T, low, high), np.clip(hi_T, low, high)
+    lo_T, hi_T = np.clip(lo_T, *limits), np.clip(hi_T, *limits)
     ax.fill_between(x, lo_T, hi_T, color=sty["color"], alpha=0.18, lw=0)
   if zero_T.any():
     bottom = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
@@ -721,7 +717,7 @@ def learning_curves(sweep: stats.Sweep, out: Path) -> Path:
     for ax, (split, key, _) in zip(axes, panels):
       epochs, m = _epoch_matrix(runs, split, key)
       if epochs:
-        plot_band(ax, epochs, m, style(i), c, limits=(0, 1) if key == "accuracy" else (0, None))
+        plot_band(ax, epochs, m, style(i), c, limits=(0, 1) if key == "accuracy" else (0, np.inf))
   for ax, (_, _, title) in zip(axes, panels):
     ax.set(xlabel="epoch", ylabel=title.split()[-1], title=title)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -841,17 +837,13 @@ def by_layer(sweep: stats.Sweep, out: Path, key: str, ylabel: str, log: bool) ->
   return _save(fig, out / f"{key}_by_layer.png")
 
 
-def _interval(values: list[float]) -> tuple[float, float, float]:
+def _errorbar(ax, x, values: list[float], sty: dict, **kw) -> float:
+  """Mean with its 95% t-interval (no bar below two values); returns the mean."""
   s = _summary(values)
-  return s["mean"], s["ci_low"], s["ci_high"]
-
-
-def _errorbar(ax, x, values: list[float], sty: dict, **kw) -> None:
-  """Mean with its 95% t-interval (no bar below two values)."""
-  mean, lo, hi = _interval(values)
-  if math.isfinite(mean):
-    err = _yerr(mean, lo, hi)
-    ax.errorbar(x, mean, yerr=err, color=sty["color"], marker=sty["marker"], capsize=3, **kw)
+  if math.isfinite(s["mean"]):
+    err = _yerr(s["mean"], s["ci_low"], s["ci_high"])
+    ax.errorbar(x, s["mean"], yerr=err, color=sty["color"], marker=sty["marker"], capsize=3, **kw)
+  return s["mean"]
 
 
 def rate_response(sweep: stats.Sweep, out: Path) -> Path:
@@ -860,7 +852,10 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
   baseline at its own choice next to the shared value."""
   sel = designs.select(sweep, sweep.design["select"])
   fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
-  group_conds = designs.groups(sweep, sel.group_field)
+  group_conds, group = (
+    designs.groups(sweep, sel.group_field),
+    designs.group_of(sweep, sel.group_field),
+  )
   numeric = all(
     isinstance(designs.field_value(sweep, c, sel.choose_field), (int, float))
     for conds in group_conds.values()
@@ -875,10 +870,9 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
         continue
       x = designs.field_value(sweep, c, sel.choose_field)
       x = x if numeric else str(x)
-      mean = _interval(vals)[0]
+      mean = _errorbar(ax, x, vals, {**sty, "marker": None})
       xs.append(x)
       means.append(mean)
-      _errorbar(ax, x, vals, {**sty, "marker": None})
       if sel.chosen.get(g) == c:
         ax.plot(x, mean, "o", ms=11, mfc="none", mec=sty["color"], mew=1.6)
     if xs:
@@ -903,7 +897,7 @@ def rate_response(sweep: stats.Sweep, out: Path) -> Path:
     )
   ):
     for j, c in enumerate(fam.values()):
-      g = next(g for g, conds in group_conds.items() if c.condition in conds)
+      g = group[c.condition]
       if g not in labels:
         labels.append(g)
       k = labels.index(g)
@@ -944,9 +938,7 @@ def interaction_plot(sweep: stats.Sweep, out: Path) -> Path:
       sty = {**style(j), "color": ("k", "tab:orange")[j % 2]}
       xs = [i + 0.04 * (j - 0.5) for i in range(len(first))]
       values = [[acc[cells[g][a, b]][s] for s in seeds] for a in first]
-      for x, v in zip(xs, values):
-        _errorbar(ax, x, v, sty, ms=4)
-      means = [float(np.mean(v)) if v else math.nan for v in values]
+      means = [_errorbar(ax, x, v, sty, ms=4) for x, v in zip(xs, values)]
       ax.plot(xs, means, color=sty["color"], linestyle=sty["linestyle"], lw=1.2, label=str(b))
     ax.set_xticks(range(len(first)), [str(a) for a in first])
     ax.set(title=f"{g} ({len(seeds)} seeds)", xlabel=f1)
