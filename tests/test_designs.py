@@ -134,6 +134,21 @@ def test_factorial_contrasts_equal_the_planted_effects_per_seed(tmp_path):
   assert f"| relu | raw | {y00:.4f} (5) |" in text
 
 
+def test_factorial_at_two_seeds_shows_no_bootstrap_instead_of_nan(tmp_path):
+  """Two seeds are too few for a BCa interval: the cell says '-', not 'nan'."""
+  rng = np.random.default_rng(3)
+  sweep = _factorial_sweep(
+    tmp_path,
+    {"relu": (0.02, 0.01, 0.0)},
+    0.5 + rng.normal(0, 0.01, 2),
+    rng.normal(0, 0.01, (1, 2, 2, 2)),
+  )
+  text = "\n".join(_report().design_sections(sweep))
+  rows = [line for line in text.splitlines() if line.startswith("| relu | ")][:3]
+  assert len(rows) == 3 and all(row.split(" | ")[5] == "-" for row in rows), rows
+  assert "nan" not in text
+
+
 def _findings():
   from test_findings import _findings as load  # pylint: disable=g-import-not-at-top
 

@@ -227,6 +227,11 @@ def _p(x: float) -> str:
   return "-" if not math.isfinite(x) else ("<1e-4" if x < 1e-4 else f"{x:.4f}")
 
 
+def _bca(low: float, high: float) -> str:
+  """A BCa interval's cell: '-' where too few seeds for a bootstrap left it undefined."""
+  return f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) and math.isfinite(high) else "-"
+
+
 def _metric_label(rows: list[dict]) -> str:
   metrics = {r["metric"] for r in rows if r["n"]}
   if metrics == {"test"}:
@@ -264,11 +269,7 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
     )
     if r["n_pairs"]:
       diff = f"{r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
-      bca = (
-        f"[{r['diff_bca_low']:+.4f}, {r['diff_bca_high']:+.4f}]"
-        if math.isfinite(r["diff_bca_low"])
-        else "-"  # too few seeds for a bootstrap
-      )
+      bca = _bca(r["diff_bca_low"], r["diff_bca_high"])
       tests = [
         _p(r["t_p"]),
         _p(r["permutation_p"]),
@@ -296,8 +297,8 @@ COMPARISON_HEADER = (
 def comparison_cells(c: stats.Comparison) -> str:
   """One comparison's cells, in COMPARISON_HEADER's order."""
   return (
-    f"| {c.mean_diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | [{c.bca_low:+.4f},"
-    f" {c.bca_high:+.4f}] | {_p(c.t_p)} | {_p(c.permutation_p)} | {_p(c.t_p_holm)}"
+    f"| {c.mean_diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {_bca(c.bca_low, c.bca_high)}"
+    f" | {_p(c.t_p)} | {_p(c.permutation_p)} | {_p(c.t_p_holm)}"
     f" | {c.verdict} | {_f(c.mde)} |"
   )
 
