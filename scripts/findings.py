@@ -1014,8 +1014,8 @@ def readme_table(study: dict, label: str) -> str:
     half = (r["ci_high"] - r["ci_low"]) / 2
     if r["n_pairs"]:
       tail = (
-        f"{r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
-        f" | {fmt_p(r['t_p_holm'])} | {r['verdict']}"
+        report.estimate_cell(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
+        + f" | {fmt_p(r['t_p_holm'])} | {r['verdict']}"
       )
     else:
       tail = "– | – | –"
@@ -1203,8 +1203,8 @@ def _numbers(done: dict) -> dict[str, str]:
       if r["n"]:
         out[f"MEAN:{study}:{c}"] = f"{r['mean']:.4f} ± {(r['ci_high'] - r['ci_low']) / 2:.4f}"
       if r["n_pairs"]:
-        out[f"DIFF:{study}:{c}"] = (
-          f"{r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
+        out[f"DIFF:{study}:{c}"] = report.estimate_cell(
+          r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"]
         )
         out[f"HOLM:{study}:{c}"] = fmt_p(r["t_p_holm"])
         out[f"VERDICT:{study}:{c}"] = r["verdict"]

@@ -227,6 +227,11 @@ def _p(x: float) -> str:
   return "-" if not math.isfinite(x) else ("<1e-4" if x < 1e-4 else f"{x:.4f}")
 
 
+def estimate_cell(est: float, low: float, high: float) -> str:
+  """A paired difference with its interval: '+0.0123 [+0.0045, +0.0201]'."""
+  return f"{est:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
 def _bca(low: float, high: float) -> str:
   """A BCa interval's cell: '-' where too few seeds for a bootstrap left it undefined."""
   return f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) and math.isfinite(high) else "-"
@@ -268,7 +273,7 @@ def accuracy_table(rows: list[dict], baseline: str | None) -> str:
       f"{_f(val)} ± {_f((r['val_ci_high'] - r['val_ci_low']) / 2)}" if r["val_n"] >= 2 else _f(val)
     )
     if r["n_pairs"]:
-      diff = f"{r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
+      diff = estimate_cell(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
       bca = _bca(r["diff_bca_low"], r["diff_bca_high"])
       tests = [
         _p(r["t_p"]),
@@ -297,7 +302,7 @@ COMPARISON_HEADER = (
 def comparison_cells(c: stats.Comparison) -> str:
   """One comparison's cells, in COMPARISON_HEADER's order."""
   return (
-    f"| {c.mean_diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {_bca(c.bca_low, c.bca_high)}"
+    f"| {estimate_cell(c.mean_diff, c.ci_low, c.ci_high)} | {_bca(c.bca_low, c.bca_high)}"
     f" | {_p(c.t_p)} | {_p(c.permutation_p)} | {_p(c.t_p_holm)}"
     f" | {c.verdict} | {_f(c.mde)} |"
   )
